@@ -1,0 +1,60 @@
+"""Where a component's resources go: a Docker engine or a libvirt host.
+
+A placement carries the provider and a namespace (the environment's name) that prefixes
+every name the engine sees, so two environments can share one engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Placement:
+    namespace: str
+    provider: pulumi.ProviderResource | None = None
+
+    def engine_name(self, logical: str) -> str:
+        """The name the engine sees for a resource called ``logical`` in the stack."""
+        return f"{self.namespace}-{logical}"
+
+    def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+        """Child options: parented to ``parent``, on this placement's provider."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **extra)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerPlacement(_Placement):
+    """Resources on a Docker engine."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestImageIds:
+    """A guest image uploaded into a pool: root disk, kernel and initrd volume ids."""
+
+    disk: pulumi.Input[str]
+    kernel: pulumi.Input[str]
+    initrd: pulumi.Input[str]
+    cmdline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibvirtHost(_Placement):
+    """Resources on a libvirt host (networks, pools, images)."""
+
+    domain_type: str = "kvm"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibvirtPlacement(LibvirtHost):
+    """VMs on a libvirt host: their storage pool, network and guest image."""
+
+    pool: pulumi.Input[str]
+    network_id: pulumi.Input[str]
+    image: GuestImageIds
+
+
+Placement = DockerPlacement | LibvirtPlacement

@@ -1,0 +1,181 @@
+"""Guest images and virtual machines on libvirt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_libvirt as libvirt
+
+from components.cloudinit import content_hash
+from components.placement import GuestImageIds, LibvirtHost, LibvirtPlacement
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestImage:
+    """A bootable guest on this machine: root disk, and kernel + initrd for direct boot."""
+
+    disk: str
+    kernel: str
+    initrd: str
+    cmdline: str = "root=/dev/vda console=ttyS0"
+
+    @classmethod
+    def from_dir(cls, path: Path) -> GuestImage:
+        """The image built by images/guest/build.sh into ``path``."""
+        manifest = json.loads((path / "manifest.json").read_text())
+        return cls(
+            disk=str(path / "disk.qcow2"),
+            kernel=str(path / "vmlinuz"),
+            initrd=str(path / "initrd.img"),
+            cmdline=str(manifest["cmdline"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseImageArgs:
+    host: LibvirtHost
+    pool: pulumi.Input[str]
+    image: GuestImage
+
+
+class BaseImage(pulumi.ComponentResource):
+    """A guest image uploaded once into a pool; every VM's root disk is a copy-on-write layer."""
+
+    ids: GuestImageIds
+    disk_id: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: BaseImageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("virtstack:vm:BaseImage", name, None, opts)
+        host = args.host
+
+        def upload(role: str, source: str, fmt: str) -> libvirt.Volume:
+            return libvirt.Volume(
+                f"{name}-{role}",
+                name=host.engine_name(f"{name}-{Path(source).name}"),
+                pool=args.pool,
+                source=source,
+                format=fmt,
+                opts=host.opts(self),
+            )
+
+        disk = upload("disk", args.image.disk, "qcow2")
+        kernel = upload("kernel", args.image.kernel, "raw")
+        initrd = upload("initrd", args.image.initrd, "raw")
+        self.disk_id = disk.id
+        self.ids = GuestImageIds(
+            disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
+        )
+        self.register_outputs({"disk_id": disk.id, "kernel_id": kernel.id, "initrd_id": initrd.id})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataDisk:
+    """A disk that outlives its VM: kept when the VM is replaced or destroyed."""
+
+    name: str
+    size_gib: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VirtualMachineArgs:
+    placement: LibvirtPlacement
+    user_data: pulumi.Input[str]
+    """cloud-config; new content replaces the VM (the seed disk is named by its hash)."""
+    cpus: int = 1
+    memory_mib: int = 1024
+    disk_gib: int = 8
+    data_disks: Sequence[DataDisk] = ()
+
+
+def kernel_args(cmdline: str) -> list[dict[str, str]]:
+    """A kernel command line as the libvirt provider wants it: one map per argument."""
+    return [
+        {k: v} if sep else {"_": k}
+        for k, sep, v in (word.partition("=") for word in cmdline.split())
+    ]
+
+
+class VirtualMachine(pulumi.ComponentResource):
+    """A VM: a copy-on-write root disk, data disks, a cloud-init seed and the domain."""
+
+    address: pulumi.Output[str]
+    """The VM's IPv4 address on its network, from the DHCP lease."""
+    domain_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: VirtualMachineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("virtstack:vm:VirtualMachine", name, None, opts)
+        p = args.placement
+        digest = pulumi.Output.from_input(args.user_data).apply(content_hash)
+        root = libvirt.Volume(
+            f"{name}-root",
+            # Named by the cloud-config's digest: new content means a fresh root disk.
+            name=digest.apply(lambda d: p.engine_name(f"{name}-root-{d}.qcow2")),
+            pool=p.pool,
+            base_volume_id=p.image.disk,
+            size=args.disk_gib * GIB,
+            format="qcow2",
+            opts=p.opts(self),
+        )
+        seed = libvirt.CloudInitDisk(
+            f"{name}-seed",
+            name=digest.apply(lambda d: p.engine_name(f"{name}-seed-{d}.iso")),
+            pool=p.pool,
+            user_data=args.user_data,
+            meta_data=digest.apply(lambda d: f"instance-id: {name}-{d}\nlocal-hostname: {name}\n"),
+            opts=p.opts(self),
+        )
+        data = [
+            libvirt.Volume(
+                f"{name}-data-{disk.name}",
+                name=p.engine_name(f"{name}-{disk.name}.qcow2"),
+                pool=p.pool,
+                size=disk.size_gib * GIB,
+                format="qcow2",
+                # Data is kept unless the user deletes it on purpose (destroy --delete-data).
+                opts=p.opts(self, retain_on_delete=True),
+            )
+            for disk in args.data_disks
+        ]
+        domain = libvirt.Domain(
+            f"{name}-domain",
+            name=p.engine_name(name),
+            type=p.domain_type,
+            vcpu=args.cpus,
+            memory=args.memory_mib,
+            kernel=p.image.kernel,
+            initrd=p.image.initrd,
+            cmdlines=kernel_args(p.image.cmdline),
+            disks=[libvirt.DomainDiskArgs(volume_id=root.id)]
+            + [libvirt.DomainDiskArgs(volume_id=v.id) for v in data],
+            cloudinit=seed.id,
+            network_interfaces=[
+                libvirt.DomainNetworkInterfaceArgs(
+                    network_id=p.network_id, hostname=name, wait_for_lease=True
+                )
+            ],
+            consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
+            qemu_agent=True,
+            autostart=True,
+            # A domain name is unique on the host: the old VM must go before its successor.
+            opts=p.opts(self, delete_before_replace=True),
+        )
+        self.domain_name = domain.name
+        self.address = domain.network_interfaces.apply(_first_address)
+        self.register_outputs({"address": self.address, "domain_name": self.domain_name})
+
+
+def _first_address(nics: Sequence[libvirt.outputs.DomainNetworkInterface] | None) -> str:
+    for nic in nics or ():
+        for address in nic.addresses or ():
+            return address
+    return ""

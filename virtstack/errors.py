@@ -1,0 +1,34 @@
+"""The one exception hierarchy of virtstack.
+
+Library code raises these; only the CLI turns them into a message and an exit code.
+Every message is one line per problem and names the config key, host or file at fault.
+"""
+
+from __future__ import annotations
+
+
+class VirtstackError(Exception):
+    """Base of every error virtstack raises on purpose."""
+
+
+class SpecError(VirtstackError):
+    """An environment spec is malformed or asks for something its target cannot do.
+
+    ``problems`` holds one ``"virtstack:key.path: what is wrong"`` line per problem.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class TemplateError(VirtstackError):
+    """A template is missing or was rendered without a value it needs."""
+
+
+class ToolchainMissingError(VirtstackError):
+    """The Pulumi CLI or a pinned provider plugin is not installed."""
+
+
+class ComponentError(VirtstackError):
+    """A component was given arguments it cannot build."""
