@@ -22,7 +22,7 @@ class NetworkArgs:
 
 
 class Network(pulumi.ComponentResource):
-    """One network on the placement's engine, named ``<namespace>-<name>``."""
+    """One network on the placement's engine, named like the component."""
 
     network_id: pulumi.Output[str]
     """Docker network id or libvirt network UUID."""
@@ -34,11 +34,10 @@ class Network(pulumi.ComponentResource):
     ) -> None:
         super().__init__("virtstack:network:Network", name, None, opts)
         placement = args.placement
-        engine_name = placement.engine_name(name)
         if isinstance(placement, DockerPlacement):
             net = docker.Network(
                 f"{name}-docker",
-                name=engine_name,
+                name=name,
                 internal=args.internal,
                 ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.cidr)]
                 if args.cidr
@@ -55,7 +54,7 @@ class Network(pulumi.ComponentResource):
                 raise ComponentError(f"network {name}: a libvirt network needs a CIDR")
             lnet = libvirt.Network(
                 f"{name}-libvirt",
-                name=engine_name,
+                name=name,
                 mode="none" if args.internal else "nat",
                 addresses=[args.cidr],
                 autostart=True,

@@ -1,7 +1,8 @@
 """Where a component's resources go: a Docker engine or a libvirt host.
 
-A placement carries the provider and a namespace (the environment's name) that prefixes
-every name the engine sees, so two environments can share one engine.
+A placement carries the provider and a namespace (the environment's name). Engine-side
+names come from component names (which targets start with the environment's name), and
+data names from the namespace, so two environments can share one engine.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ class _Placement:
     namespace: str
     provider: pulumi.ProviderResource | None = None
 
-    def engine_name(self, logical: str) -> str:
-        """The name the engine sees for a resource called ``logical`` in the stack."""
-        return f"{self.namespace}-{logical}"
+    def data_name(self, name: str) -> str:
+        """The engine's name for data called ``name`` in the spec (volumes, data disks).
+
+        Data outlives the stack's resources, so its name carries the namespace rather
+        than a component's name: the same environment finds it again.
+        """
+        return f"{self.namespace}-{name}"
 
     def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
         """Child options: parented to ``parent``, on this placement's provider."""

@@ -97,7 +97,7 @@ class Registry(pulumi.ComponentResource):
                             storage_dir=STORAGE_DIR,
                         )
                     ),
-                    data_disks=[DataDisk(name=args.storage, size_gib=args.size_gib)],
+                    data_disks=[DataDisk(name=p.data_name(args.storage), size_gib=args.size_gib)],
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -118,7 +118,7 @@ class Registry(pulumi.ComponentResource):
     ) -> None:
         volume = docker.Volume(
             f"{name}-storage",
-            name=p.engine_name(args.storage),
+            name=p.data_name(args.storage),
             # Pushed images outlive the registry container and `destroy` alike.
             opts=p.opts(self, retain_on_delete=True),
         )
@@ -127,7 +127,7 @@ class Registry(pulumi.ComponentResource):
             uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd))
         docker.Container(
             f"{name}-server",
-            name=p.engine_name(name),
+            name=name,
             image=args.image,
             command=["docker-registry", "serve", CONFIG_PATH],
             uploads=uploads,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -90,6 +91,39 @@ def health_command(health: HealthCheck, port: int) -> list[str]:
     return ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{port}{health.path} || exit 1"]
 
 
+def haproxy_config(name: str, tier: TierArgs, servers: Sequence[tuple[str, str]] = ()) -> str:
+    """HAProxy config for tier ``name``.
+
+    With ``servers`` (name, address) pairs the replicas are listed (VMs); without, they
+    are discovered through Docker's DNS under the alias ``<name>-replica``.
+    """
+    common = {
+        "tier": name,
+        "listen_port": LB_PORT,
+        "stats_port": STATS_PORT,
+        "port": tier.port,
+        "health": tier.health,
+    }
+    if servers:
+        return render(
+            "haproxy/static.cfg.j2",
+            servers=[{"name": n, "address": a} for n, a in servers],
+            **common,
+        )
+    return render(
+        "haproxy/dns.cfg.j2",
+        alias=replica_alias(name),
+        slots=max(MIN_SLOTS, tier.max_replicas),
+        resolver=DOCKER_DNS,
+        **common,
+    )
+
+
+def replica_alias(name: str) -> str:
+    """The network alias every replica of tier ``name`` answers to."""
+    return f"{name}-replica"
+
+
 def _seconds(n: int) -> str:
     return f"{n}s"
 
@@ -119,7 +153,7 @@ class ServiceTier(pulumi.ComponentResource):
             raise ComponentError(
                 f"tier {name}: {t.replicas} replicas exceed max_replicas {t.max_replicas}"
             )
-        self.replica_names = [p.engine_name(f"{name}-{i}") for i in range(t.replicas)]
+        self.replica_names = [f"{name}-{i}" for i in range(t.replicas)]
         if isinstance(p, DockerPlacement):
             self.endpoint = self._containers(name, args, p)
         else:
@@ -132,18 +166,6 @@ class ServiceTier(pulumi.ComponentResource):
             {"endpoint": self.endpoint, "url": self.url, "replica_names": self.replica_names}
         )
 
-    def _haproxy_config(self, name: str, t: TierArgs, **discovery: object) -> str:
-        style = "dns" if "alias" in discovery else "static"
-        return render(
-            f"haproxy/{style}.cfg.j2",
-            tier=name,
-            listen_port=LB_PORT,
-            stats_port=STATS_PORT,
-            port=t.port,
-            health=t.health,
-            **discovery,
-        )
-
     def _containers(
         self, name: str, args: ServiceTierArgs, p: DockerPlacement
     ) -> pulumi.Output[str]:
@@ -152,13 +174,13 @@ class ServiceTier(pulumi.ComponentResource):
             docker.ContainerLabelArgs(label="virtstack.namespace", value=p.namespace),
             docker.ContainerLabelArgs(label="virtstack.tier", value=name),
         ]
-        alias = f"{name}-replica"
+        alias = replica_alias(name)
         for i, engine_name in enumerate(self.replica_names):
             volumes = []
             if t.volume is not None:
                 volume = docker.Volume(
                     f"{name}-data-{i}",
-                    name=p.engine_name(f"{t.volume.name}-{i}"),
+                    name=p.data_name(f"{t.volume.name}-{i}"),
                     # Data is kept when the replica is replaced or the stack destroyed.
                     opts=p.opts(self, retain_on_delete=True),
                 )
@@ -200,9 +222,7 @@ class ServiceTier(pulumi.ComponentResource):
                 ],
                 opts=p.opts(self, delete_before_replace=True),
             )
-        config = self._haproxy_config(
-            name, t, alias=alias, slots=max(MIN_SLOTS, t.max_replicas), resolver=DOCKER_DNS
-        )
+        config = haproxy_config(name, t)
         ports = (
             [
                 docker.ContainerPortArgs(
@@ -214,7 +234,7 @@ class ServiceTier(pulumi.ComponentResource):
         )
         docker.Container(
             f"{name}-lb",
-            name=p.engine_name(f"{name}-lb"),
+            name=f"{name}-lb",
             image=args.lb_image,
             command=["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"],
             uploads=[docker.ContainerUploadArgs(file="/etc/haproxy/haproxy.cfg", content=config)],
@@ -250,7 +270,7 @@ class ServiceTier(pulumi.ComponentResource):
         t = args.tier
         if t.command is None:
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
-        command = " ".join(t.command)
+        command = shlex.join(t.command)
         env = pulumi.Output.all(**dict(t.env))
 
         def replica_data(values: dict[str, str], replica: str) -> str:
@@ -275,7 +295,11 @@ class ServiceTier(pulumi.ComponentResource):
                     cpus=t.cpus,
                     memory_mib=t.memory_mib,
                     data_disks=(
-                        [DataDisk(name=t.volume.name, size_gib=t.volume.size_gib)]
+                        [
+                            DataDisk(
+                                name=p.data_name(f"{t.volume.name}-{i}"), size_gib=t.volume.size_gib
+                            )
+                        ]
                         if t.volume
                         else []
                     ),
@@ -284,10 +308,8 @@ class ServiceTier(pulumi.ComponentResource):
             )
             addresses.append(vm.address)
         config = pulumi.Output.all(*addresses).apply(
-            lambda found: self._haproxy_config(
-                name,
-                t,
-                servers=[{"name": f"{name}-{i}", "address": a} for i, a in enumerate(found)],
+            lambda found: haproxy_config(
+                name, t, servers=[(f"{name}-{i}", a) for i, a in enumerate(found)]
             )
         )
         lb = VirtualMachine(
@@ -353,7 +375,7 @@ class ServiceStack(pulumi.ComponentResource):
             fed = {t.upstream for t in args.tiers}
             for tier in args.tiers:
                 networks[tier.name] = Network(
-                    f"{name}-{tier.name}",
+                    f"{name}-{tier.name}-net",
                     NetworkArgs(
                         placement=p,
                         cidr=tier.cidr,

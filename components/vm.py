@@ -59,7 +59,7 @@ class BaseImage(pulumi.ComponentResource):
         def upload(role: str, source: str, fmt: str) -> libvirt.Volume:
             return libvirt.Volume(
                 f"{name}-{role}",
-                name=host.engine_name(f"{name}-{Path(source).name}"),
+                name=f"{name}-{Path(source).name}",
                 pool=args.pool,
                 source=source,
                 format=fmt,
@@ -81,6 +81,7 @@ class DataDisk:
     """A disk that outlives its VM: kept when the VM is replaced or destroyed."""
 
     name: str
+    """The volume's name in the pool (without ``.qcow2``): see ``data_name``."""
     size_gib: int
 
 
@@ -119,7 +120,7 @@ class VirtualMachine(pulumi.ComponentResource):
         root = libvirt.Volume(
             f"{name}-root",
             # Named by the cloud-config's digest: new content means a fresh root disk.
-            name=digest.apply(lambda d: p.engine_name(f"{name}-root-{d}.qcow2")),
+            name=digest.apply(lambda d: f"{name}-root-{d}.qcow2"),
             pool=p.pool,
             base_volume_id=p.image.disk,
             size=args.disk_gib * GIB,
@@ -128,7 +129,7 @@ class VirtualMachine(pulumi.ComponentResource):
         )
         seed = libvirt.CloudInitDisk(
             f"{name}-seed",
-            name=digest.apply(lambda d: p.engine_name(f"{name}-seed-{d}.iso")),
+            name=digest.apply(lambda d: f"{name}-seed-{d}.iso"),
             pool=p.pool,
             user_data=args.user_data,
             meta_data=digest.apply(lambda d: f"instance-id: {name}-{d}\nlocal-hostname: {name}\n"),
@@ -137,7 +138,7 @@ class VirtualMachine(pulumi.ComponentResource):
         data = [
             libvirt.Volume(
                 f"{name}-data-{disk.name}",
-                name=p.engine_name(f"{name}-{disk.name}.qcow2"),
+                name=f"{disk.name}.qcow2",
                 pool=p.pool,
                 size=disk.size_gib * GIB,
                 format="qcow2",
@@ -148,7 +149,7 @@ class VirtualMachine(pulumi.ComponentResource):
         ]
         domain = libvirt.Domain(
             f"{name}-domain",
-            name=p.engine_name(name),
+            name=name,
             type=p.domain_type,
             vcpu=args.cpus,
             memory=args.memory_mib,

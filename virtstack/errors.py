@@ -32,3 +32,7 @@ class ToolchainMissingError(VirtstackError):
 
 class ComponentError(VirtstackError):
     """A component was given arguments it cannot build."""
+
+
+class EnvironmentNotFoundError(VirtstackError):
+    """No stack file for the named environment."""

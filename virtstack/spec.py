@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,14 +35,6 @@ _ABSOLUTE_PATH = r"^/\S*$"
 Name = Annotated[str, StringConstraints(pattern=_NAME_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
-
-
-class Target(StrEnum):
-    """The three kinds of server virtualization virtstack deploys onto."""
-
-    HOSTOS = "hostos"
-    HYPERVISOR = "hypervisor"
-    CONTAINER = "container"
 
 
 class _Model(BaseModel):
@@ -180,13 +171,26 @@ class ContainerHostSpec(_Placed):
     ssh_authorized_keys: list[str] = []
 
 
+class ImagesSpec(_Model):
+    """Images virtstack itself runs: load balancers, registries and the VM guest."""
+
+    lb: str = "virtstack/base:bookworm-1"
+    """Container image with HAProxy and busybox (built by images/build.sh)."""
+    registry: str = "virtstack/base:bookworm-1"
+    """Container image with Debian's docker-registry and busybox."""
+    guest: str | None = None
+    """Directory of a guest image built by images/guest/build.sh; defaults to its cache."""
+
+
 class EnvironmentSpec(_Model):
     """Everything one environment declares, independent of where it runs."""
 
-    target: Target
+    target: Name
+    """Which target deploys it: ``hostos``, ``hypervisor`` or ``container``."""
     engine: EngineSpec = EngineSpec()
     networks: list[NetworkSpec] = []
     registry: RegistrySpec = RegistrySpec()
+    images: ImagesSpec = ImagesSpec()
     tiers: list[TierSpec] = []
     vms: list[VmSpec] = []
     container_hosts: list[ContainerHostSpec] = []

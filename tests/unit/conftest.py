@@ -1,0 +1,154 @@
+"""Unit tier: components and the program under pulumi.runtime.set_mocks (no engine)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+
+# A documentation address (RFC 5737): the mocks hand it out, nothing ever contacts it.
+MOCK_ADDRESS = "192.0.2.10"
+MOCK_DIGEST = "sha256:" + "ab" * 32
+
+
+@dataclass
+class Registered:
+    """One resource registration as the engine would have seen it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    inputs: dict[str, Any]
+    secrets: set[str]
+    """Input keys the program marked secret (their values are unwrapped in ``inputs``)."""
+    custom: bool
+    retain_on_delete: bool
+    delete_before_replace: bool
+    provider: str
+
+
+@dataclass
+class Deployment:
+    """Everything one mocked program run registered."""
+
+    resources: list[Registered] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Registered]:
+        """Resources of type ``typ``, by name (registration order is not deterministic)."""
+        return sorted((r for r in self.resources if r.type == typ), key=lambda r: r.name)
+
+    def named(self, name: str) -> Registered:
+        found = [r for r in self.resources if r.name == name]
+        assert len(found) == 1, f"{len(found)} resources named {name!r}: {self.names()}"
+        return found[0]
+
+    def names(self) -> list[str]:
+        return sorted(r.name for r in self.resources)
+
+    def children(self, parent: Registered) -> list[Registered]:
+        return sorted((r for r in self.resources if r.parent == parent.urn), key=lambda r: r.name)
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Returns inputs as state, plus what real providers compute."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        state = dict(args.inputs)
+        if args.typ == "libvirt:index/domain:Domain":
+            nics = state.get("networkInterfaces", [])
+            state["networkInterfaces"] = [{**nic, "addresses": [MOCK_ADDRESS]} for nic in nics]
+        elif args.typ == "docker:index/registryImage:RegistryImage":
+            state["sha256Digest"] = MOCK_DIGEST
+        elif args.typ == "docker:index/remoteImage:RemoteImage":
+            state["repoDigest"] = state["name"]
+            state["imageId"] = MOCK_DIGEST
+        elif args.typ == "docker:index/tag:Tag":
+            state["sourceImageId"] = MOCK_DIGEST
+        return f"{args.name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The stock mock monitor, remembering the options of every registration."""
+
+    def __init__(self, mocks: _Mocks, deployment: Deployment) -> None:
+        super().__init__(mocks)
+        self.deployment = deployment
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            secrets = {k for k, v in inputs.items() if pulumi.runtime.rpc.is_rpc_secret(v)}
+            self.deployment.resources.append(
+                Registered(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    inputs={k: pulumi.runtime.rpc.unwrap_rpc_secret(v) for k, v in inputs.items()},
+                    secrets=secrets,
+                    custom=request.custom,
+                    retain_on_delete=request.retainOnDelete,
+                    delete_before_replace=request.deleteBeforeReplace,
+                    provider=request.provider,
+                )
+            )
+        return response
+
+
+Run = Callable[..., Deployment]
+
+
+@pytest.fixture
+def run() -> Iterator[Run]:
+    """Run ``fn`` as a Pulumi program under mocks; return what it registered.
+
+    ``config`` is the stack config (values JSON-encoded unless they are strings).
+    """
+
+    def go(
+        fn: Callable[[], Any],
+        config: dict[str, Any] | None = None,
+        secrets: dict[str, str] | None = None,
+        stack: str = "dev",
+    ) -> Deployment:
+        deployment = Deployment()
+        mocks = _Mocks()
+        pulumi.runtime.set_mocks(
+            mocks,
+            project="virtstack",
+            stack=stack,
+            preview=False,
+            monitor=_RecordingMonitor(mocks, deployment),
+        )
+        values = {
+            k: v if isinstance(v, str) else json.dumps(v)
+            for k, v in {**(config or {}), **(secrets or {})}.items()
+        }
+        pulumi.runtime.set_all_config(values, list(secrets or {}))
+        pulumi.runtime.test(fn)()
+        return deployment
+
+    yield go
+    pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.fixture
+def guest_dir(tmp_path: Path) -> Path:
+    """A guest image directory as images/guest/build.sh leaves it (tiny stand-in files)."""
+    for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
+        (tmp_path / name).write_bytes(b"stand-in")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"version": "test", "cmdline": "root=/dev/vda console=ttyS0 ro"})
+    )
+    return tmp_path

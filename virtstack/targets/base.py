@@ -1,0 +1,105 @@
+"""What a target is: a name, an engine, what it can do, and how it deploys a spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+
+from virtstack.spec import EnvironmentSpec, key
+
+
+class Capability(StrEnum):
+    """Features a spec may ask for; each target declares the ones it honours."""
+
+    SERVICE_TIERS = "service tiers"
+    REGISTRY = "registry"
+    PERSISTENT_DATA = "persistent data"
+    VMS = "VMs"
+    CONTAINER_HOSTS = "container hosts"
+    THRESHOLD_SCALING = "threshold scaling"
+    REMOTE_ENGINE = "remote engine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployContext:
+    """What a deployment needs besides the spec."""
+
+    env: str
+    """The environment (stack) name; prefixes every name the engine sees."""
+    registry_password: pulumi.Input[str] | None = None
+
+
+Outputs = Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One kind of server virtualization and the module that deploys onto it."""
+
+    name: str
+    summary: str
+    engine: str
+    """``docker`` or ``libvirt``: which engine's URIs and reachability check apply."""
+    default_uri: str
+    uri_schemes: tuple[str, ...]
+    capabilities: frozenset[Capability]
+    domain_type: str | None = None
+    """Default libvirt domain type (VM targets)."""
+    deploy: Callable[[EnvironmentSpec, DeployContext], Outputs]
+    extra_checks: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
+
+    def uri(self, spec: EnvironmentSpec) -> str:
+        """The engine endpoint the spec names, or this target's default."""
+        return spec.engine.uri or self.default_uri
+
+    def problems(self, spec: EnvironmentSpec) -> Iterator[str]:
+        """Everything in ``spec`` this target cannot honour, one line each."""
+        uri = self.uri(spec)
+        scheme = urlsplit(uri).scheme
+        if scheme not in self.uri_schemes:
+            yield (
+                f"{key('engine', 'uri')}: {uri!r} is not a {self.engine} endpoint for the "
+                f"{self.name} target (schemes: {', '.join(self.uri_schemes)})"
+            )
+        for capability, where in required_capabilities(spec, self.engine):
+            if capability not in self.capabilities:
+                yield f"{where}: the {self.name} target has no {capability}"
+        yield from self.extra_checks(spec)
+
+
+def is_remote(uri: str) -> bool:
+    """Whether an engine URI points at another machine."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("unix", "npipe"):
+        return False
+    if parts.scheme.startswith("qemu"):
+        transport = parts.scheme.partition("+")[2]
+        return transport not in ("", "unix") or bool(parts.hostname)
+    return parts.hostname not in (None, "localhost", "127.0.0.1", "::1")
+
+
+def required_capabilities(spec: EnvironmentSpec, engine: str) -> Iterator[tuple[Capability, str]]:
+    """The capabilities ``spec`` needs, each with the config key that needs it."""
+    if spec.tiers:
+        yield Capability.SERVICE_TIERS, key("tiers")
+    if spec.registry.enabled:
+        yield Capability.REGISTRY, key("registry", "enabled")
+    if spec.vms:
+        yield Capability.VMS, key("vms")
+    if spec.container_hosts:
+        yield Capability.CONTAINER_HOSTS, key("container_hosts")
+    for i, tier in enumerate(spec.tiers):
+        if tier.volume is not None:
+            yield Capability.PERSISTENT_DATA, key("tiers", i, "volume")
+        if tier.scaling is not None and tier.scaling.requests_per_replica_per_minute:
+            yield (
+                Capability.THRESHOLD_SCALING,
+                key("tiers", i, "scaling", "requests_per_replica_per_minute"),
+            )
+    if spec.engine.uri is not None and is_remote(spec.engine.uri):
+        yield Capability.REMOTE_ENGINE, key("engine", "uri")

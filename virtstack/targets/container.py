@@ -1,0 +1,148 @@
+"""The container target: tiers as containers on a Docker engine (local or ssh://)."""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pulumi_docker as docker
+
+from components import (
+    DockerPlacement,
+    Network,
+    NetworkArgs,
+    Registry,
+    RegistryArgs,
+    ServiceStack,
+    ServiceStackArgs,
+)
+from virtstack.spec import EnvironmentSpec
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.convert import stack_tiers
+
+
+def _slug(image: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", image.lower()).strip("-")
+
+
+def _push(
+    image: str, registry: Registry, provider: docker.Provider, parent_name: str
+) -> pulumi.Output[str]:
+    """Push a local image into the stack's registry; reference it by digest.
+
+    A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
+    """
+    slug = _slug(image)
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    target = pulumi.Output.concat(registry.endpoint, "/", image)
+    tag = docker.Tag(
+        f"{parent_name}-{slug}-tag",
+        source_image=image,
+        target_image=target,
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[registry]),
+    )
+    pushed = docker.RegistryImage(
+        f"{parent_name}-{slug}-push",
+        name=tag.target_image,
+        keep_remotely=True,
+        triggers={"source": tag.source_image_id},
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    pulled = docker.RemoteImage(
+        f"{parent_name}-{slug}",
+        name=pulumi.Output.concat(registry.endpoint, "/", repository, "@", pushed.sha256_digest),
+        # Other environments on the engine may share the image: never delete it on destroy.
+        keep_locally=True,
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    return pulled.repo_digest
+
+
+def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
+    """Registry, tier networks, replicas and load balancers on one Docker engine."""
+    uri = TARGET.uri(spec)
+    reg = spec.registry
+    auth = (
+        [
+            docker.ProviderRegistryAuthArgs(
+                address=f"{reg.address}:{reg.port}",
+                username=reg.username,
+                password=ctx.registry_password,
+            )
+        ]
+        if reg.enabled and reg.auth
+        else None
+    )
+    provider = docker.Provider(
+        f"{ctx.env}-docker",
+        host=uri,
+        ssh_opts=spec.engine.ssh_opts or None,
+        registry_auth=auth,
+    )
+    placement = DockerPlacement(namespace=ctx.env, provider=provider)
+    outputs: dict[str, object] = {"target": TARGET.name, "engine": uri}
+    images: dict[str, pulumi.Input[str]] = {}
+    if reg.enabled:
+        registry = Registry(
+            f"{ctx.env}-registry",
+            RegistryArgs(
+                placement=placement,
+                image=spec.images.registry,
+                port=reg.port,
+                address=str(reg.address),
+                storage=reg.storage,
+                username=reg.username if reg.auth else None,
+                password=ctx.registry_password,
+            ),
+        )
+        outputs |= {
+            "registry": registry.endpoint,
+            "registry_username": registry.username,
+            "registry_password": registry.password,
+        }
+        for image in sorted({t.image for t in spec.tiers}):
+            images[image] = _push(image, registry, provider, f"{ctx.env}-image")
+    tier_networks = {t.network for t in spec.tiers}
+    for net in spec.networks:
+        if net.name not in tier_networks:
+            Network(
+                f"{ctx.env}-{net.name}",
+                NetworkArgs(placement=placement, cidr=str(net.cidr)),
+            )
+    if spec.tiers:
+        stack = ServiceStack(
+            ctx.env,
+            ServiceStackArgs(
+                placement=placement,
+                tiers=stack_tiers(spec, images),
+                lb_image=spec.images.lb,
+            ),
+        )
+        outputs |= {
+            "urls": stack.urls,
+            "images": images,
+            "tiers": {
+                name: {"endpoint": tier.endpoint, "replicas": tier.replica_names}
+                for name, tier in stack.tiers.items()
+            },
+        }
+    return outputs
+
+
+TARGET = Target(
+    name="container",
+    summary="containers on a Docker engine: local, or remote over ssh://",
+    engine="docker",
+    default_uri="unix:///var/run/docker.sock",
+    uri_schemes=("unix", "ssh", "tcp"),
+    capabilities=frozenset(
+        {
+            Capability.SERVICE_TIERS,
+            Capability.REGISTRY,
+            Capability.PERSISTENT_DATA,
+            Capability.THRESHOLD_SCALING,
+            Capability.REMOTE_ENGINE,
+        }
+    ),
+    deploy=deploy,
+)

@@ -1,0 +1,45 @@
+"""Spec sections as component arguments, shared by every target."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components import DataVolume, HealthCheck, Publish, StackTier, TierArgs
+from virtstack.spec import EnvironmentSpec, TierSpec
+
+
+def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
+    """A spec tier as the components want it (shared by every target)."""
+    h = tier.health
+    return TierArgs(
+        image=image,
+        command=tier.command,
+        replicas=tier.replicas,
+        port=tier.port,
+        health=HealthCheck(path=h.path, interval=h.interval, timeout=h.timeout, retries=h.retries),
+        env=tier.env,
+        volume=(
+            DataVolume(name=tier.volume.name, path=tier.volume.path, size_gib=tier.volume.size_gib)
+            if tier.volume
+            else None
+        ),
+        publish=(
+            Publish(port=tier.publish, address=str(tier.publish_address)) if tier.publish else None
+        ),
+        max_replicas=max(tier.replicas, tier.scaling.max if tier.scaling else 0),
+        cpus=tier.cpus,
+        memory_mib=tier.memory,
+    )
+
+
+def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> list[StackTier]:
+    """Every spec tier with its upstream and network CIDR."""
+    return [
+        StackTier(
+            name=t.name,
+            args=tier_args(t, images.get(t.image, t.image)),
+            upstream=t.upstream,
+            cidr=str(cidr) if (cidr := spec.network_cidr(t.network)) else None,
+        )
+        for t in spec.tiers
+    ]
