@@ -42,6 +42,7 @@ class ContainerHost(pulumi.ComponentResource):
             f"{name}-vm",
             VirtualMachineArgs(
                 placement=args.placement,
+                hostname=name,
                 user_data=user_data(
                     "container-host",
                     hostname=name,

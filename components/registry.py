@@ -86,6 +86,7 @@ class Registry(pulumi.ComponentResource):
                 f"{name}-vm",
                 VirtualMachineArgs(
                     placement=p,
+                    hostname=name,
                     user_data=htpasswd.apply(
                         lambda entry: user_data(
                             "registry",

@@ -271,7 +271,10 @@ class ServiceTier(pulumi.ComponentResource):
         if t.command is None:
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
         command = shlex.join(t.command)
-        env = pulumi.Output.all(**dict(t.env))
+        # Output.all() of nothing is a list, not a dict: start from an empty mapping.
+        env: pulumi.Output[dict[str, str]] = (
+            pulumi.Output.all(**dict(t.env)) if t.env else pulumi.Output.from_input({})
+        )
 
         def replica_data(values: dict[str, str], replica: str) -> str:
             return user_data(
@@ -291,6 +294,7 @@ class ServiceTier(pulumi.ComponentResource):
                 f"{name}-replica-{i}",
                 VirtualMachineArgs(
                     placement=p,
+                    hostname=f"{name}-{i}",
                     user_data=env.apply(functools.partial(replica_data, replica=f"{name}-{i}")),
                     cpus=t.cpus,
                     memory_mib=t.memory_mib,

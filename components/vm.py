@@ -94,6 +94,8 @@ class VirtualMachineArgs:
     memory_mib: int = 1024
     disk_gib: int = 8
     data_disks: Sequence[DataDisk] = ()
+    hostname: str | None = None
+    """Domain and host name; the component's name when unset."""
 
 
 def kernel_args(cmdline: str) -> list[dict[str, str]]:
@@ -116,11 +118,12 @@ class VirtualMachine(pulumi.ComponentResource):
     ) -> None:
         super().__init__("virtstack:vm:VirtualMachine", name, None, opts)
         p = args.placement
+        host = args.hostname or name
         digest = pulumi.Output.from_input(args.user_data).apply(content_hash)
         root = libvirt.Volume(
             f"{name}-root",
             # Named by the cloud-config's digest: new content means a fresh root disk.
-            name=digest.apply(lambda d: f"{name}-root-{d}.qcow2"),
+            name=digest.apply(lambda d: f"{host}-root-{d}.qcow2"),
             pool=p.pool,
             base_volume_id=p.image.disk,
             size=args.disk_gib * GIB,
@@ -129,10 +132,10 @@ class VirtualMachine(pulumi.ComponentResource):
         )
         seed = libvirt.CloudInitDisk(
             f"{name}-seed",
-            name=digest.apply(lambda d: f"{name}-seed-{d}.iso"),
+            name=digest.apply(lambda d: f"{host}-seed-{d}.iso"),
             pool=p.pool,
             user_data=args.user_data,
-            meta_data=digest.apply(lambda d: f"instance-id: {name}-{d}\nlocal-hostname: {name}\n"),
+            meta_data=digest.apply(lambda d: f"instance-id: {host}-{d}\nlocal-hostname: {host}\n"),
             opts=p.opts(self),
         )
         data = [
@@ -149,7 +152,7 @@ class VirtualMachine(pulumi.ComponentResource):
         ]
         domain = libvirt.Domain(
             f"{name}-domain",
-            name=name,
+            name=host,
             type=p.domain_type,
             vcpu=args.cpus,
             memory=args.memory_mib,
@@ -161,7 +164,7 @@ class VirtualMachine(pulumi.ComponentResource):
             cloudinit=seed.id,
             network_interfaces=[
                 libvirt.DomainNetworkInterfaceArgs(
-                    network_id=p.network_id, hostname=name, wait_for_lease=True
+                    network_id=p.network_id, hostname=host, wait_for_lease=True
                 )
             ],
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],

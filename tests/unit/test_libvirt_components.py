@@ -1,0 +1,264 @@
+"""Components on a libvirt placement (the hostos and hypervisor targets), under mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import (
+    BaseImage,
+    BaseImageArgs,
+    ContainerHost,
+    ContainerHostArgs,
+    DataDisk,
+    DataVolume,
+    GuestImage,
+    GuestImageIds,
+    LibvirtHost,
+    LibvirtPlacement,
+    Network,
+    NetworkArgs,
+    Publish,
+    Registry,
+    RegistryArgs,
+    ServiceStack,
+    ServiceStackArgs,
+    StackTier,
+    TierArgs,
+    VirtualMachine,
+    VirtualMachineArgs,
+)
+from components.cloudinit import content_hash, user_data
+from components.vm import kernel_args
+from tests.unit.conftest import MOCK_ADDRESS
+from virtstack.errors import ComponentError
+
+HOST = LibvirtHost(namespace="lab", domain_type="qemu")
+IMAGE = GuestImageIds(
+    disk="disk-id", kernel="kernel-id", initrd="initrd-id", cmdline="root=/dev/vda ro"
+)
+PLACEMENT = LibvirtPlacement(
+    namespace="lab", domain_type="qemu", pool="lab-pool", network_id="net-id", image=IMAGE
+)
+DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
+SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
+
+
+def cloud_config(seed) -> dict:
+    text = seed.inputs["userData"]
+    assert text.startswith("#cloud-config\n")
+    return yaml.safe_load(text)
+
+
+def test_libvirt_network_is_nat_with_dhcp(run):
+    def program():
+        Network("lab-net", NetworkArgs(placement=HOST, cidr="192.168.151.0/24"))
+
+    d = run(program)
+    (net,) = d.children(d.named("lab-net"))
+    assert net.type == "libvirt:index/network:Network"
+    assert net.inputs["name"] == "lab-net"
+    assert net.inputs["mode"] == "nat"
+    assert net.inputs["addresses"] == ["192.168.151.0/24"]
+    assert net.inputs["dhcp"] == {"enabled": True}
+
+
+def test_libvirt_network_needs_a_cidr(run):
+    with pytest.raises(ComponentError, match="lab-net: a libvirt network needs a CIDR"):
+        run(lambda: Network("lab-net", NetworkArgs(placement=HOST)))
+
+
+def test_base_image_uploads_disk_kernel_and_initrd(run, guest_dir: Path):
+    image = GuestImage.from_dir(guest_dir)
+    assert image.cmdline == "root=/dev/vda console=ttyS0 ro"
+
+    def program():
+        BaseImage("lab-guest", BaseImageArgs(host=HOST, pool="lab-pool", image=image))
+
+    d = run(program)
+    vols = {v.name: v.inputs for v in d.of_type(VOLUME)}
+    assert vols["lab-guest-disk"]["source"] == str(guest_dir / "disk.qcow2")
+    assert vols["lab-guest-disk"]["format"] == "qcow2"
+    assert vols["lab-guest-kernel"]["source"] == str(guest_dir / "vmlinuz")
+    assert vols["lab-guest-initrd"]["format"] == "raw"
+    assert all(v.parent == d.named("lab-guest").urn for v in d.of_type(VOLUME))
+
+
+def test_kernel_command_line_becomes_one_map_per_argument():
+    assert kernel_args("root=/dev/vda console=ttyS0 ro") == [
+        {"root": "/dev/vda"},
+        {"console": "ttyS0"},
+        {"_": "ro"},
+    ]
+
+
+def test_virtual_machine_boots_its_cow_disk_with_a_seed_named_by_content(run):
+    data = user_data("vm", hostname="lab-tools", user="virtstack", ssh_authorized_keys=[])
+
+    def program():
+        VirtualMachine(
+            "lab-tools",
+            VirtualMachineArgs(
+                placement=PLACEMENT,
+                user_data=data,
+                cpus=2,
+                memory_mib=768,
+                disk_gib=4,
+                data_disks=[DataDisk(name="lab-tools-data", size_gib=2)],
+            ),
+        )
+
+    d = run(program)
+    vm = d.named("lab-tools")
+    assert vm.type == "virtstack:vm:VirtualMachine"
+    digest = content_hash(data)
+    root = d.named("lab-tools-root")
+    assert root.inputs["name"] == f"lab-tools-root-{digest}.qcow2"
+    assert root.inputs["baseVolumeId"] == "disk-id"
+    assert root.inputs["size"] == 4 * 1024**3
+    seed = d.named("lab-tools-seed")
+    assert seed.inputs["name"] == f"lab-tools-seed-{digest}.iso"
+    assert (
+        seed.inputs["metaData"] == f"instance-id: lab-tools-{digest}\nlocal-hostname: lab-tools\n"
+    )
+    data_disk = d.named("lab-tools-data-lab-tools-data")
+    assert data_disk.inputs["name"] == "lab-tools-data.qcow2"
+    assert data_disk.retain_on_delete
+    assert not root.retain_on_delete
+    domain = d.named("lab-tools-domain")
+    assert domain.delete_before_replace
+    assert domain.inputs["type"] == "qemu"
+    assert domain.inputs["vcpu"] == 2
+    assert domain.inputs["memory"] == 768
+    assert domain.inputs["kernel"] == "kernel-id"
+    assert domain.inputs["initrd"] == "initrd-id"
+    assert domain.inputs["cmdlines"] == [{"root": "/dev/vda"}, {"_": "ro"}]
+    assert domain.inputs["cloudinit"] == "lab-tools-seed-id"
+    assert [disk["volumeId"] for disk in domain.inputs["disks"]] == [
+        "lab-tools-root-id",
+        "lab-tools-data-lab-tools-data-id",
+    ]
+    assert domain.inputs["networkInterfaces"][0]["networkId"] == "net-id"
+    assert domain.inputs["networkInterfaces"][0]["waitForLease"] is True
+    assert domain.inputs["qemuAgent"] is True
+    for child in (root, seed, data_disk, domain):
+        assert child.parent == vm.urn
+
+
+def test_new_cloud_config_means_a_new_root_disk_and_seed(run):
+    def vm(message: str):
+        def program():
+            VirtualMachine(
+                "lab-tools",
+                VirtualMachineArgs(
+                    placement=PLACEMENT,
+                    user_data=user_data(
+                        "vm",
+                        extra={"runcmd": [["echo", message]]},
+                        hostname="lab-tools",
+                        user="virtstack",
+                        ssh_authorized_keys=[],
+                    ),
+                    data_disks=[DataDisk(name="lab-tools-data", size_gib=1)],
+                ),
+            )
+
+        return program
+
+    a, b = run(vm("one")), run(vm("two"))
+    for role in ("lab-tools-root", "lab-tools-seed"):
+        assert a.named(role).inputs["name"] != b.named(role).inputs["name"]
+    # The data disk keeps its name, so the replacement VM gets the same data back.
+    disk = "lab-tools-data-lab-tools-data"
+    assert a.named(disk).inputs["name"] == b.named(disk).inputs["name"]
+
+
+def test_container_host_runs_docker_and_offers_an_ssh_provider(run):
+    def program():
+        ContainerHost(
+            "lab-docker",
+            ContainerHostArgs(
+                placement=PLACEMENT,
+                ssh_authorized_keys=["ssh-ed25519 AAAAC3Nza lab@example"],
+                insecure_registries=["192.0.2.1:5000"],
+            ),
+        )
+
+    d = run(program)
+    host = d.named("lab-docker")
+    assert host.type == "virtstack:host:ContainerHost"
+    assert d.named("lab-docker-vm").parent == host.urn
+    config = cloud_config(d.named("lab-docker-vm-seed"))
+    assert "docker.io" in config["packages"]
+    assert ["systemctl", "enable", "--now", "docker"] in config["runcmd"]
+    assert config["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAC3Nza lab@example"]
+    daemon = next(f for f in config["write_files"] if f["path"] == "/etc/docker/daemon.json")
+    assert '"insecure-registries": ["192.0.2.1:5000"]' in daemon["content"]
+    provider = d.named("lab-docker-docker")
+    assert provider.type == "pulumi:providers:docker"
+    assert provider.inputs["host"] == f"ssh://virtstack@{MOCK_ADDRESS}"
+    assert provider.parent == host.urn
+
+
+def test_registry_on_a_vm_keeps_blobs_on_a_data_disk(run):
+    def program():
+        Registry("lab-registry", RegistryArgs(placement=PLACEMENT, password="pw", size_gib=5))
+
+    d = run(program)
+    disk = d.named("lab-registry-vm-data-lab-registry-data")
+    assert disk.retain_on_delete
+    assert disk.inputs["size"] == 5 * 1024**3
+    seed = d.named("lab-registry-vm-seed")
+    assert "userData" in seed.secrets  # it carries the htpasswd entry
+    config = cloud_config(seed)
+    files = {f["path"]: f["content"] for f in config["write_files"]}
+    assert files["/etc/docker/registry/htpasswd"].startswith("virtstack:$2b$")
+    assert ["/dev/vdb", "/var/lib/docker-registry", "ext4", "defaults,nofail", "0", "2"] in config[
+        "mounts"
+    ]
+
+
+def test_service_stack_on_vms_puts_haproxy_on_its_own_vm(run):
+    tiers = [
+        StackTier(
+            name="web",
+            args=TierArgs(
+                command=["busybox", "httpd", "-f", "-p", "8080"],
+                replicas=2,
+                max_replicas=2,
+                publish=Publish(port=8080),
+            ),
+            upstream="db",
+        ),
+        StackTier(
+            name="db",
+            args=TierArgs(command=["db-server"], volume=DataVolume(name="db-data", path="/data")),
+        ),
+    ]
+
+    def program():
+        ServiceStack("lab", ServiceStackArgs(placement=PLACEMENT, tiers=tiers))
+
+    d = run(program)
+    domains = sorted(r.inputs["name"] for r in d.of_type(DOMAIN))
+    assert domains == ["lab-db-0", "lab-db-lb", "lab-web-0", "lab-web-1", "lab-web-lb"]
+    lb = cloud_config(d.named("lab-web-lb-seed"))
+    cfg = next(f for f in lb["write_files"] if f["path"] == "/etc/haproxy/haproxy.cfg")["content"]
+    assert f"server lab-web-0 {MOCK_ADDRESS}:8080 check" in cfg
+    assert f"server lab-web-1 {MOCK_ADDRESS}:8080 check" in cfg
+    web = cloud_config(d.named("lab-web-replica-0-seed"))
+    unit = next(f for f in web["write_files"] if f["path"].endswith("virtstack-lab-web.service"))
+    assert "ExecStart=busybox httpd -f -p 8080" in unit["content"]
+    assert f'Environment="VIRTSTACK_UPSTREAM=http://{MOCK_ADDRESS}:80"' in unit["content"]
+    db = cloud_config(d.named("lab-db-replica-0-seed"))
+    assert db["fs_setup"][0]["device"] == "/dev/vdb"
+    assert d.named("lab-db-replica-0-data-lab-db-data-0").retain_on_delete
+
+
+def test_vm_replicas_need_a_command(run):
+    tiers = [StackTier(name="web", args=TierArgs(image="only-a-container-image"))]
+    with pytest.raises(ComponentError, match="tier lab-web: VM replicas need a command"):
+        run(lambda: ServiceStack("lab", ServiceStackArgs(placement=PLACEMENT, tiers=tiers)))

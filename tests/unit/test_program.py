@@ -1,0 +1,96 @@
+"""The Pulumi program end to end under mocks: each shipped environment on its target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import MOCK_DIGEST
+from virtstack.errors import SpecError
+from virtstack.program import main
+from virtstack.stackfiles import read_config
+
+PROJECT = Path(__file__).resolve().parents[2]
+SECRET = {"virtstack:registry_password": "s3cret"}
+
+
+def config_of(env: str, **changes: Any) -> dict[str, Any]:
+    config = read_config(PROJECT, env)
+    config.update({f"virtstack:{k}": v for k, v in changes.items()})
+    return config
+
+
+def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
+    d = run(main, config_of("dev"), SECRET, stack="dev")
+    assert d.named("dev-docker").type == "pulumi:providers:docker"
+    # Providers receive their non-string inputs JSON-encoded.
+    auth = json.loads(d.named("dev-docker").inputs["registryAuth"])
+    assert auth[0]["address"] == "127.0.0.1:5000"
+    assert d.named("dev-registry").type == "virtstack:registry:Registry"
+    # The demo image is pushed into the stack's registry and used by digest.
+    tag = d.named("dev-image-virtstack-demo-1-tag")
+    assert tag.inputs["sourceImage"] == "virtstack/demo:1"
+    assert tag.inputs["targetImage"] == "127.0.0.1:5000/virtstack/demo:1"
+    pulled = d.named("dev-image-virtstack-demo-1")
+    assert pulled.inputs["name"] == f"127.0.0.1:5000/virtstack/demo@{MOCK_DIGEST}"
+    for tier in ("web", "app", "db"):
+        assert d.named(f"dev-{tier}-replica-0").inputs["image"] == pulled.inputs["name"]
+    assert len([r for r in d.resources if r.name.startswith("dev-web-replica-")]) == 2
+    assert len([r for r in d.resources if r.name.startswith("dev-app-replica-")]) == 2
+    assert d.named("dev-db-data-0").inputs["name"] == "dev-db-data-0"
+    assert d.named("dev-web-lb").inputs["ports"][0]["external"] == 8080
+    # The password only travels as a secret.
+    server = d.named("dev-registry-server")
+    assert "uploads" in server.secrets
+    assert "registryAuth" in d.named("dev-docker").secrets
+
+
+def test_registry_password_is_required_when_auth_is_on(run):
+    with pytest.raises(SpecError, match=r"virtstack:registry_password: required"):
+        run(main, config_of("dev"), stack="dev")
+
+
+def test_a_misspelt_key_stops_the_program(run):
+    config = config_of("dev") | {"virtstack:replica": 3}
+    with pytest.raises(SpecError, match="virtstack:replica: unknown key"):
+        run(main, config, SECRET)
+
+
+def test_container_target_without_registry_uses_images_as_named(run):
+    d = run(main, config_of("dev", registry={"enabled": False}), stack="dev")
+    assert not [r for r in d.resources if r.type == "docker:index/registryImage:RegistryImage"]
+    assert d.named("dev-web-replica-0").inputs["image"] == "virtstack/demo:1"
+
+
+@pytest.mark.parametrize(("env", "domain_type"), [("lab", "qemu"), ("staging", "qemu")])
+def test_vm_environments_deploy_on_libvirt(run, guest_dir: Path, env: str, domain_type: str):
+    d = run(main, config_of(env, images={"guest": str(guest_dir)}), stack=env)
+    assert d.named(f"{env}-libvirt").type == "pulumi:providers:libvirt"
+    pool = d.named(f"{env}-pool")
+    assert pool.inputs["path"] == f"/var/lib/virtstack/pools/{env}"
+    domains = sorted(r.inputs["name"] for r in d.of_type("libvirt:index/domain:Domain"))
+    assert {f"{env}-web-0", f"{env}-web-1", f"{env}-web-lb", f"{env}-docker"} <= set(domains)
+    assert {r.inputs["type"] for r in d.of_type("libvirt:index/domain:Domain")} == {domain_type}
+    assert d.named(f"{env}-docker").type == "virtstack:host:ContainerHost"
+
+
+def test_hypervisor_defaults_to_kvm(run, guest_dir: Path):
+    config = config_of(
+        "staging", images={"guest": str(guest_dir)}, engine={"uri": "qemu:///system"}
+    )
+    d = run(main, config, stack="staging")
+    assert {r.inputs["type"] for r in d.of_type("libvirt:index/domain:Domain")} == {"kvm"}
+
+
+def test_a_vm_environment_needs_a_built_guest_image(run, tmp_path: Path):
+    config = config_of("lab", images={"guest": str(tmp_path / "none")})
+    with pytest.raises(SpecError, match=r"virtstack:images\.guest: no guest image at"):
+        run(main, config, stack="lab")
+
+
+def test_extra_cloud_config_reaches_the_vm(run, guest_dir: Path):
+    d = run(main, config_of("staging", images={"guest": str(guest_dir)}), stack="staging")
+    assert "curl" in d.named("staging-tools-seed").inputs["userData"]
