@@ -91,7 +91,14 @@ def health_command(health: HealthCheck, port: int) -> list[str]:
     return ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{port}{health.path} || exit 1"]
 
 
-def haproxy_config(name: str, tier: TierArgs, servers: Sequence[tuple[str, str]] = ()) -> str:
+def haproxy_config(
+    name: str,
+    tier: TierArgs,
+    servers: Sequence[tuple[str, str]] = (),
+    *,
+    listen_port: int = LB_PORT,
+    stats_port: int = STATS_PORT,
+) -> str:
     """HAProxy config for tier ``name``.
 
     With ``servers`` (name, address) pairs the replicas are listed (VMs); without, they
@@ -99,8 +106,8 @@ def haproxy_config(name: str, tier: TierArgs, servers: Sequence[tuple[str, str]]
     """
     common = {
         "tier": name,
-        "listen_port": LB_PORT,
-        "stats_port": STATS_PORT,
+        "listen_port": listen_port,
+        "stats_port": stats_port,
         "port": tier.port,
         "health": tier.health,
     }

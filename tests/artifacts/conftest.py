@@ -1,0 +1,57 @@
+"""Artifacts tier: every rendered file checked by the program that consumes it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from components.service import haproxy_config
+from virtstack import targets
+from virtstack.spec import EnvironmentSpec, parse_spec
+from virtstack.stackfiles import environments, read_config
+from virtstack.targets.convert import tier_args
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def _require(tool: str) -> str:
+    """The path of ``tool``; in CI a missing tool fails the run instead of skipping."""
+    path = shutil.which(tool)
+    if path is None:
+        message = f"{tool} is not installed (.ci/run installs it from Debian)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def require() -> Callable[[str], str]:
+    return _require
+
+
+def shipped_specs() -> dict[str, EnvironmentSpec]:
+    """Every environment in stacks/, validated against its target."""
+    specs = {env: parse_spec(read_config(PROJECT, env)) for env in environments(PROJECT)}
+    for spec in specs.values():
+        targets.check(spec)
+    return specs
+
+
+def shipped_haproxy_configs() -> dict[str, str]:
+    """The HAProxy config of every tier of every shipped environment, in its discovery style."""
+    configs = {}
+    for env, spec in shipped_specs().items():
+        for tier in spec.tiers:
+            name = f"{env}-{tier.name}"
+            args = tier_args(tier, tier.image)
+            if targets.get(spec.target).engine == "docker":
+                configs[name] = haproxy_config(name, args)
+            else:
+                servers = [(f"{name}-{i}", f"192.0.2.{10 + i}") for i in range(tier.replicas)]
+                configs[name] = haproxy_config(name, args, servers)
+    return configs

@@ -1,0 +1,100 @@
+"""Every cloud-init document virtstack renders passes `cloud-init schema`."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.cloudinit import user_data
+from components.registry import htpasswd_line
+from tests.artifacts.conftest import shipped_haproxy_configs
+from virtstack.templating import render
+
+COMMON = {"user": "virtstack", "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a@b"]}
+LB_CONFIG = next(c for c in shipped_haproxy_configs().values() if "\n    server " in c)
+
+DOCUMENTS = {
+    "vm": user_data("vm", hostname="lab-tools", **COMMON),
+    "vm-with-extra": user_data(
+        "vm",
+        extra={"packages": ["curl"], "runcmd": [["touch", "/tmp/x"]], "timezone": "UTC"},
+        hostname="lab-tools",
+        **COMMON,
+    ),
+    "service": user_data(
+        "service",
+        hostname="lab-web-0",
+        service="lab-web",
+        command="busybox httpd -f -p 8080",
+        env={"VIRTSTACK_UPSTREAM": "http://192.0.2.1:80", "GREETING": 'say "hi"'},
+        data_path=None,
+        **COMMON,
+    ),
+    "service-with-data": user_data(
+        "service",
+        hostname="lab-db-0",
+        service="lab-db",
+        command="db-server --data /data",
+        env={},
+        data_path="/data",
+        **COMMON,
+    ),
+    "lb": user_data("lb", hostname="lab-web-lb", haproxy_cfg=LB_CONFIG, **COMMON),
+    "container-host": user_data(
+        "container-host", hostname="lab-docker", insecure_registries=["192.0.2.1:5000"], **COMMON
+    ),
+    "registry": user_data(
+        "registry",
+        hostname="lab-registry",
+        registry_config=render(
+            "registry/config.yml.j2",
+            port=5000,
+            debug_port=5001,
+            storage_dir="/var/lib/docker-registry",
+            auth=True,
+            htpasswd_path="/etc/docker/registry/htpasswd",
+        ),
+        htpasswd=htpasswd_line("virtstack", "pw"),
+        storage_dir="/var/lib/docker-registry",
+        **COMMON,
+    ),
+}
+
+
+def schema_check(cloud_init: str, text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "user-data"
+    path.write_text(text)
+    return subprocess.run(
+        [cloud_init, "schema", "--config-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_document_is_valid_cloud_config(name: str, require, tmp_path: Path):
+    result = schema_check(require("cloud-init"), DOCUMENTS[name], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_document_reports_the_end_of_cloud_init_on_the_console(name: str):
+    doc = yaml.safe_load(DOCUMENTS[name])
+    assert doc["final_message"].startswith("VIRTSTACK-CLOUD-INIT-DONE ")
+
+
+def test_embedded_files_survive_yaml_intact():
+    lb = yaml.safe_load(DOCUMENTS["lb"])
+    cfg = next(f for f in lb["write_files"] if f["path"] == "/etc/haproxy/haproxy.cfg")
+    assert cfg["content"] == LB_CONFIG
+
+
+def test_the_check_rejects_a_broken_document(require, tmp_path: Path):
+    broken = DOCUMENTS["vm"].replace("lock_passwd: true", "lock_passwd: maybe")
+    assert schema_check(require("cloud-init"), broken, tmp_path).returncode != 0
