@@ -1,0 +1,95 @@
+"""Checks against the live engine before anything changes.
+
+A deploy that fails halfway leaves half an environment; these catch what the spec alone
+cannot know: images missing from the Docker engine, published ports that something else
+already holds. Each problem names the config key, the engine and the value.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+from virtstack import hostcmd
+from virtstack.errors import EngineCommandError, SpecError
+from virtstack.spec import EnvironmentSpec, key
+
+ImageExists = Callable[[str, str], bool]
+"""(engine uri, image) -> whether the engine has the image."""
+PortOwner = Callable[[str, str, int], str | None]
+"""(engine uri, address, port) -> who holds the port: a container name, "" for some other
+process, None when it is free."""
+
+
+def image_exists(uri: str, image: str) -> bool:
+    """Whether the Docker engine at ``uri`` has ``image``."""
+    try:
+        hostcmd.run(
+            hostcmd.docker_argv(uri, "image", "inspect", "--format", "{{.Id}}", image), uri=uri
+        )
+    except EngineCommandError:
+        return False
+    return True
+
+
+def port_owner(uri: str, address: str, port: int) -> str | None:
+    """Who holds ``address:port`` on the Docker engine's host (local engines only)."""
+    names = hostcmd.run(
+        hostcmd.docker_argv(uri, "ps", "--filter", f"publish={port}", "--format", "{{.Names}}"),
+        uri=uri,
+    ).split()
+    if names:
+        return names[0]
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return ""
+    return None
+
+
+def docker_problems(
+    spec: EnvironmentSpec,
+    env: str,
+    uri: str,
+    *,
+    exists: ImageExists = image_exists,
+    owner: PortOwner = port_owner,
+    local: bool = True,
+) -> Iterator[str]:
+    """What would make a deploy of ``spec`` as environment ``env`` on ``uri`` fail."""
+    wanted = [(key("tiers", i, "image"), t.image) for i, t in enumerate(spec.tiers)]
+    if spec.tiers:
+        wanted.append((key("images", "lb"), spec.images.lb))
+    if spec.registry.enabled:
+        wanted.append((key("images", "registry"), spec.images.registry))
+    seen: set[str] = set()
+    for where, image in wanted:
+        if image in seen:
+            continue
+        seen.add(image)
+        if not exists(uri, image):
+            yield f"{where}: image {image!r} is not on the engine {uri} (build it: images/build.sh)"
+    if not local:
+        return  # a remote host's ports cannot be probed from here
+    ports = [
+        (key("tiers", i, "publish"), str(t.publish_address), t.publish)
+        for i, t in enumerate(spec.tiers)
+        if t.publish is not None
+    ]
+    if spec.registry.enabled:
+        ports.append((key("registry", "port"), str(spec.registry.address), spec.registry.port))
+    for where, address, port in ports:
+        holder = owner(uri, address, port)
+        if holder is None or holder.startswith(f"{env}-"):
+            continue  # free, or this environment's own load balancer or registry
+        by = f"container {holder}" if holder else "another process"
+        yield f"{where}: {address}:{port} is already in use by {by}"
+
+
+def check_docker(spec: EnvironmentSpec, env: str, uri: str, *, local: bool) -> None:
+    """Raise :class:`SpecError` listing every problem :func:`docker_problems` finds."""
+    problems = list(docker_problems(spec, env, uri, local=local))
+    if problems:
+        raise SpecError(problems)
