@@ -36,3 +36,32 @@ class ComponentError(VirtstackError):
 
 class EnvironmentNotFoundError(VirtstackError):
     """No stack file for the named environment."""
+
+
+class EnvironmentExistsError(VirtstackError):
+    """An environment's stack file already exists and would be overwritten."""
+
+
+class UsageError(VirtstackError):
+    """A command-line value is malformed, or missing with no terminal to ask on."""
+
+
+class EngineUnreachableError(VirtstackError):
+    """The Docker engine or libvirt host an environment names does not answer."""
+
+
+class EngineCommandError(VirtstackError):
+    """A docker or virsh command against a reachable engine failed."""
+
+
+class OperationError(VirtstackError):
+    """A Pulumi operation (preview, up, destroy, refresh) failed.
+
+    ``problems`` holds the engine's error diagnostics, one line each.
+    """
+
+    def __init__(self, operation: str, env: str, problems: list[str]) -> None:
+        self.operation = operation
+        self.env = env
+        self.problems = problems
+        super().__init__("\n".join(f"{operation} {env}: {p}" for p in problems))

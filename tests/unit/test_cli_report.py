@@ -1,0 +1,96 @@
+"""What up, destroy and status show: progress from recorded engine events, outputs, health."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from tests.unit.fixtures.cli_support import events
+from virtstack import report
+from virtstack.diff import Op
+from virtstack.health import ServerHealth, TierHealth
+from virtstack.operations import StackOutput
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    return Console(file=out, width=120, color_system=None), out
+
+
+def test_progress_of_a_recorded_up() -> None:
+    console, out = _console()
+    with report.RunProgress(console=console, title="up vst-rec") as progress:
+        for event in events("recorded-up-create.json"):
+            progress(event)
+    # Seven resources on the engine; the stack and its components are not counted.
+    assert progress.counts == {Op.CREATE: 7}
+    assert progress.headline() == "7 created"
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
+    assert len(lines) == 7
+    assert any("vst-rec-web-lb docker:Container  created" in ln for ln in lines)
+    assert progress.failed == []
+
+
+def test_progress_of_a_recorded_destroy_says_what_is_kept() -> None:
+    console, out = _console()
+    with report.RunProgress(console=console, title="destroy vst-rec") as progress:
+        for event in events("recorded-destroy.json"):
+            progress(event)
+    assert progress.headline() == "3 deleted"
+    assert "vst-rec-registry-storage docker:Volume  forgotten, kept on the engine" in (
+        out.getvalue()
+    )
+
+
+def test_outputs_summary_masks_secrets_and_lists_addresses() -> None:
+    console, out = _console()
+    outputs = {
+        "target": StackOutput("hypervisor", False),
+        "urls": StackOutput({"web": "http://192.0.2.7:80/"}, False),
+        "registry": StackOutput("192.0.2.9:5000", False),
+        "registry_username": StackOutput("virtstack", False),
+        "registry_password": StackOutput("s3cret-value", True),
+        "vms": StackOutput({"staging-tools": "192.0.2.20"}, False),
+        "container_hosts": StackOutput({"staging-docker": "ssh://virtstack@192.0.2.21"}, False),
+        "extra": StackOutput("shown too", False),
+    }
+    console.print(report.outputs_summary("staging", outputs))
+    text = out.getvalue()
+    for shown in (
+        "web URL",
+        "http://192.0.2.7:80/",
+        "192.0.2.9:5000  (user virtstack)",
+        "vm staging-tools",
+        "192.0.2.20",
+        "container host staging-docker",
+        "ssh://virtstack@192.0.2.21",
+        "shown too",
+    ):
+        assert shown in text
+    assert "s3cret-value" not in text
+    assert report.plain_outputs(outputs)["registry_password"] == "[secret]"
+
+
+def test_nothing_deployed() -> None:
+    console, out = _console()
+    console.print(report.outputs_summary("qa", {}))
+    assert "qa: no outputs (not deployed)" in out.getvalue()
+
+
+def test_health_table() -> None:
+    console, out = _console()
+    tiers = [
+        TierHealth(
+            tier="web",
+            lb="dev-web-lb",
+            servers=[ServerHealth(name="dev-web-1", address="", status="DOWN 1/2", check="L4TOUT")],
+        ),
+        TierHealth(tier="app", lb="dev-app-lb", servers=[], error="No such container"),
+    ]
+    console.print(report.health_table(tiers))
+    text = out.getvalue()
+    assert "DOWN 1/2" in text
+    assert "unreadable" in text
+    assert "No such container" in text
+    assert "address" not in text  # no server has one: no empty column

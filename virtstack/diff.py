@@ -1,0 +1,564 @@
+"""A preview's plan, from the engine's structured events, as terminal, markdown or JSON.
+
+Built from ``ResourcePreEvent`` metadata (op, urn, parent, diffs, replace keys, old and
+new inputs), never from the CLI's text. Resources are grouped under the component that
+owns them: a service tier, or else the top-level component (registry, VM, stack).
+Secret values arrive blinded from the engine and are shown as ``[secret]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
+    from rich.console import RenderableType
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+_PROVIDER_PREFIX = "pulumi:providers:"
+TIER_TYPE = "virtstack:service:ServiceTier"
+SECRET = "[secret]"
+RETAINED = "kept on the engine (retain on delete)"
+# How the engine marks a (blinded) secret in event payloads: Pulumi's secret signature.
+_SECRET_SIG = "4dabf18193072939515e22adb298388d"
+_VALUE_WIDTH = 60
+
+
+class Op(StrEnum):
+    """What a preview will do to one resource (replacement steps folded into REPLACE)."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    IMPORT = "import"
+    SAME = "same"
+
+
+OPS: dict[str, Op] = {
+    "create": Op.CREATE,
+    "update": Op.UPDATE,
+    "replace": Op.REPLACE,
+    "create-replacement": Op.REPLACE,
+    "delete-replaced": Op.REPLACE,
+    "discard-replaced": Op.REPLACE,
+    "delete": Op.DELETE,
+    "discard": Op.DELETE,
+    "import": Op.IMPORT,
+    "import-replacement": Op.REPLACE,
+    "same": Op.SAME,
+}
+# When one URN has several steps, the most drastic one describes it.
+_RANK = [Op.SAME, Op.IMPORT, Op.UPDATE, Op.CREATE, Op.DELETE, Op.REPLACE]
+CHANGES = (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.IMPORT)
+SYMBOL = {
+    Op.CREATE: "+",
+    Op.UPDATE: "~",
+    Op.REPLACE: "+-",
+    Op.DELETE: "-",
+    Op.IMPORT: "=",
+    Op.SAME: " ",
+}
+STYLE = {
+    Op.CREATE: "green",
+    Op.UPDATE: "yellow",
+    Op.REPLACE: "magenta",
+    Op.DELETE: "red",
+    Op.IMPORT: "cyan",
+    Op.SAME: "dim",
+}
+
+
+def split_urn(urn: str) -> tuple[str, str]:
+    """``(type, name)`` of a URN ``urn:pulumi:stack::project::parent$type::name``."""
+    parts = urn.split("::", 3)
+    if len(parts) < 4:
+        return "", urn
+    return parts[2].rpartition("$")[2], parts[3]
+
+
+def short_type(type_: str) -> str:
+    """``docker:index/container:Container`` as ``docker:Container``."""
+    if type_.startswith(_PROVIDER_PREFIX):
+        return f"provider:{type_.removeprefix(_PROVIDER_PREFIX)}"
+    package, _, rest = type_.partition(":")
+    return f"{package}:{rest.rpartition(':')[2]}" if rest else type_
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    """The component a resource belongs to, for grouping a plan."""
+
+    type: str
+    name: str
+
+    @property
+    def label(self) -> str:
+        if not self.type:
+            return "stack"
+        return f"{self.type.rpartition(':')[2]} {self.name}".strip()
+
+
+_STACK_GROUP = Group("", "")
+
+
+@dataclass
+class Change:
+    """One resource's planned change."""
+
+    urn: str
+    name: str
+    type: str
+    op: Op
+    group: Group
+    diffs: list[str] = field(default_factory=list)
+    """Properties that change (detailed paths when the provider gives them)."""
+    replace_keys: list[str] = field(default_factory=list)
+    """Properties whose change forces the replacement."""
+    values: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Changed properties: old and new value, masked and shortened."""
+    retained: bool = False
+    """A delete the engine only forgets: the resource (data) stays on the engine."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op.value,
+            "name": self.name,
+            "type": self.type,
+            "urn": self.urn,
+            "diffs": self.diffs,
+            "replace_keys": self.replace_keys,
+            "values": {k: {"old": o, "new": n} for k, (o, n) in self.values.items()},
+            "retained": self.retained,
+        }
+
+
+@dataclass
+class Plan:
+    """Everything a preview would do to one environment."""
+
+    env: str
+    target: str = ""
+    changes: list[Change] = field(default_factory=list)
+    """Custom resources that change, sorted by group then name."""
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        found = {op.value: 0 for op in CHANGES}
+        for change in self.changes:
+            found[change.op.value] += 1
+        return found | {Op.SAME.value: self.unchanged}
+
+    def groups(self) -> dict[Group, list[Change]]:
+        grouped: dict[Group, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.group, []).append(change)
+        return grouped
+
+    def replacements(self) -> list[Change]:
+        return [c for c in self.changes if c.op is Op.REPLACE]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def headline(self) -> str:
+        return f"{tally(self.changes)} ({self.unchanged} unchanged)"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "target": self.target,
+            "counts": self.counts(),
+            "groups": [
+                {
+                    "group": g.label,
+                    "type": g.type,
+                    "name": g.name,
+                    "changes": [c.as_json() for c in cs],
+                }
+                for g, cs in self.groups().items()
+            ],
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+def tally(changes: Iterable[Change]) -> str:
+    """``2 to create, 1 to replace``, in a fixed order of operations."""
+    ops = [c.op for c in changes]
+    parts = [f"{ops.count(op)} to {op.value}" for op in CHANGES if op in ops]
+    return ", ".join(parts) or "no changes"
+
+
+def mask(value: Any) -> Any:
+    """``value`` with every blinded secret replaced by ``[secret]``."""
+    if isinstance(value, Mapping):
+        if _SECRET_SIG in value:
+            return SECRET
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    return value
+
+
+def show(value: Any, width: int = _VALUE_WIDTH) -> str:
+    """A short one-line rendering of an input value (masked)."""
+    if value is _MISSING or value is None:
+        return "(none)"
+    masked = mask(value)
+    text = masked if isinstance(masked, str) else json.dumps(masked, sort_keys=True)
+    text = " ".join(text.split())  # one line, however the value was laid out
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def show_change(old: Any, new: Any) -> tuple[str, str]:
+    """Old and new value, shortened; of multi-line text (config files) the changed lines."""
+    if isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new):
+        lines = list(difflib.ndiff(old.splitlines(), new.splitlines()))
+        gone = [ln[2:].strip() for ln in lines if ln.startswith("- ")]
+        came = [ln[2:].strip() for ln in lines if ln.startswith("+ ")]
+        return show(" ⏎ ".join(gone) or "(no lines)"), show(" ⏎ ".join(came) or "(no lines)")
+    return show(old), show(new)
+
+
+_MISSING = object()
+_PATH_STEP = re.compile(r'\[(\d+)\]|\["([^"]*)"\]|([^.\[\]]+)')
+
+
+def lookup(value: Any, path: str) -> Any:
+    """The value at a Pulumi property path (``uploads[0].content``), or a marker if absent."""
+    for index, quoted, name in _PATH_STEP.findall(path):
+        if index:
+            if not isinstance(value, list) or int(index) >= len(value):
+                return _MISSING
+            value = value[int(index)]
+        else:
+            if not isinstance(value, Mapping) or (quoted or name) not in value:
+                return _MISSING
+            value = value[quoted or name]
+    return value
+
+
+@dataclass
+class _Seen:
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    ops: list[Op] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    old: Mapping[str, Any] = field(default_factory=dict)
+    new: Mapping[str, Any] = field(default_factory=dict)
+    retained: bool = False
+
+
+def diagnostic_lines(message: str) -> list[str]:
+    """An engine diagnostic as one line per problem.
+
+    A Python traceback (a bug in the program, not a spec error) is its last line.
+    """
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    if any(ln.startswith("Traceback (most recent call last)") for ln in lines):
+        return lines[-1:]
+    return [ln.removeprefix("* ") for ln in lines]
+
+
+def plan(events: Iterable[EngineEvent], env: str, target: str = "") -> Plan:
+    """The plan a preview's event stream describes."""
+    seen: dict[str, _Seen] = {}
+    result = Plan(env=env, target=target)
+    for event in events:
+        if event.diagnostic_event is not None:
+            d = event.diagnostic_event
+            if d.severity == "error":
+                result.errors += diagnostic_lines(d.message)
+            elif d.severity == "warning":
+                result.warnings += diagnostic_lines(d.message)
+        if event.resource_pre_event is None:
+            continue
+        m = event.resource_pre_event.metadata
+        op = OPS.get(str(m.op.value))
+        if op is None:  # reads, refreshes: nothing in the program changes
+            continue
+        state = m.new or m.old
+        type_, name = split_urn(m.urn)
+        entry = seen.get(m.urn)
+        if entry is None:
+            # The engine leaves `custom` out for components (and the stack): False then.
+            entry = seen[m.urn] = _Seen(
+                type=m.type or type_,
+                name=name,
+                parent=state.parent if state is not None else "",
+                custom=bool(state is not None and state.custom),
+            )
+        entry.ops.append(op)
+        # Detailed paths (uploads[0].content) when the provider gives them, else top keys.
+        for path in list(m.detailed_diff or {}) or m.diffs or []:
+            if path not in entry.diffs:
+                entry.diffs.append(path)
+        entry.keys += [k for k in m.keys or [] if k not in entry.keys]
+        if m.old is not None and m.old.retain_on_delete:
+            entry.retained = True
+        if m.old is not None and m.old.inputs:
+            entry.old = m.old.inputs
+        if m.new is not None and m.new.inputs:
+            entry.new = m.new.inputs
+    for urn, entry in seen.items():
+        if not entry.custom:
+            continue
+        op = max(entry.ops, key=_RANK.index)
+        if op is Op.SAME:
+            result.unchanged += 1
+            continue
+        change = Change(
+            urn=urn,
+            name=entry.name,
+            type=entry.type,
+            op=op,
+            group=_group(urn, entry, seen),
+            diffs=entry.diffs if op in (Op.UPDATE, Op.REPLACE) else [],
+            replace_keys=entry.keys if op is Op.REPLACE else [],
+            retained=entry.retained and op is Op.DELETE,
+        )
+        if op in (Op.UPDATE, Op.REPLACE):
+            change.values = _values(change.diffs, entry.old, entry.new)
+        result.changes.append(change)
+    result.changes.sort(key=lambda c: (c.group, c.name, c.type))
+    return result
+
+
+def _values(
+    paths: list[str], old: Mapping[str, Any], new: Mapping[str, Any]
+) -> dict[str, tuple[str, str]]:
+    """Old and new value of each changed path, down to the leaves that differ.
+
+    Providers often name only the property (``uploads``); the leaves show what in it
+    changed (``uploads[0].content``).
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for path in paths:
+        resized = _resized_list(path, old, new)
+        if resized is not None:
+            found.setdefault(*resized)
+            continue
+        before, after = lookup(old, path), lookup(new, path)
+        if before is _MISSING and after is _MISSING:
+            path = _top(path)
+            before, after = old.get(path, _MISSING), new.get(path, _MISSING)
+        for leaf, (b, a) in list(_leaves(path, before, after))[:_MAX_LEAVES]:
+            found.setdefault(leaf, show_change(b, a))
+    return found
+
+
+_MAX_LEAVES = 6
+_INDEXED = re.compile(r"(?P<list>.+)\[\d+\]")
+
+
+def _resized_list(
+    path: str, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[str, tuple[str, str]] | None:
+    """A list that grew or shrank: its items removed and added, not shifted indexes.
+
+    ``envs[2]`` of a list that lost an item names whatever moved into slot 2; what
+    changed is the item that left.
+    """
+    match = _INDEXED.fullmatch(path)
+    if match is None:
+        return None
+    before, after = lookup(old, match["list"]), lookup(new, match["list"])
+    if not (isinstance(before, list) and isinstance(after, list)) or len(before) == len(after):
+        return None
+    gone = [item for item in before if item not in after]
+    came = [item for item in after if item not in before]
+    return match["list"], (_items(gone), _items(came))
+
+
+def _items(items: list[Any]) -> str:
+    return show(items[0] if len(items) == 1 else items or None)
+
+
+def _leaves(path: str, old: Any, new: Any) -> Iterator[tuple[str, tuple[Any, Any]]]:
+    """The paths under ``path`` where ``old`` and ``new`` differ, with both values."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping) and _SECRET_SIG not in old:
+        for k in dict.fromkeys([*old, *new]):
+            if k.startswith("__"):  # the engine's bookkeeping (__defaults), not inputs
+                continue
+            o, n = old.get(k, _MISSING), new.get(k, _MISSING)
+            if o != n:
+                yield from _leaves(f"{path}.{k}", o, n)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (o, n) in enumerate(zip(old, new, strict=True)):
+            if o != n:
+                yield from _leaves(f"{path}[{i}]", o, n)
+    else:
+        yield path, (old, new)
+
+
+def _covered(path: str, shown: Mapping[str, Any]) -> bool:
+    """Whether a changed path is already shown: itself, its property, or a leaf under it."""
+    return any(
+        key in (path, _top(path)) or key.startswith((f"{path}.", f"{path}[")) for key in shown
+    )
+
+
+def _top(path: str) -> str:
+    """The top-level property of a detailed diff path (``envs[0]`` -> ``envs``)."""
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
+def _group(urn: str, entry: _Seen, seen: Mapping[str, _Seen]) -> Group:
+    """The nearest service-tier ancestor, else the top-level component, else the stack."""
+    chain: list[Group] = []
+    parent = entry.parent
+    while parent and parent in seen and seen[parent].type != STACK_TYPE:
+        chain.append(Group(seen[parent].type, seen[parent].name))
+        parent = seen[parent].parent
+    if not chain and parent and parent not in seen:
+        # The parent left no event (a partial stream): its type is still in the URN.
+        types = urn.split("::")[2].split("$") if urn.count("::") >= 3 else []
+        if len(types) > 1 and types[-2] != STACK_TYPE:
+            return Group(types[-2], "")
+    for group in chain:
+        if group.type == TIER_TYPE:
+            return group
+    return chain[-1] if chain else _STACK_GROUP
+
+
+def events_from_json(records: Iterable[Mapping[str, Any]]) -> list[EngineEvent]:
+    """Engine events from their JSON form (as the engine streams them; recorded fixtures)."""
+    from pulumi.automation import EngineEvent  # pulumi is slow to import
+
+    return [EngineEvent.from_json(dict(r)) for r in records]
+
+
+# -- markdown ---------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    """Plain ``text`` safe in markdown and inside a table cell."""
+    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), ("\n", " ")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _code(text: str) -> str:
+    """``text`` as inline code in a table cell: only pipes need escaping there."""
+    text = text.replace("|", "\\|").replace("\n", " ")
+    fence = "``" if "`" in text else "`"
+    pad = " " if fence == "``" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _detail(change: Change) -> str:
+    parts = [f"{_code(k)}: {_code(o)} → {_code(n)}" for k, (o, n) in change.values.items()]
+    extra = [p for p in change.diffs if not _covered(p, change.values)]
+    parts += [_code(p) for p in extra]
+    if change.replace_keys:
+        parts.append("**replaced because of** " + ", ".join(_code(k) for k in change.replace_keys))
+    if change.retained:
+        parts.append(RETAINED)
+    return "<br>".join(parts)
+
+
+def markdown(plan: Plan) -> str:
+    """The plan as markdown for a pull-request comment."""
+    title = f"### `{plan.env}`" + (f" ({plan.target})" if plan.target else "")
+    if plan.errors:
+        lines = [f"{title}: preview failed", "", "> [!CAUTION]"]
+        lines += [f"> - {_md(e)}" for e in plan.errors]
+        return "\n".join(lines) + "\n"
+    lines = [f"{title}: {plan.headline()}", ""]
+    replaced = plan.replacements()
+    if replaced:
+        lines += ["> [!WARNING]", f"> {len(replaced)} resource(s) will be **replaced**:"]
+        for c in replaced:
+            why = ", ".join(_code(k) for k in c.replace_keys) or "provider decision"
+            lines.append(f"> - {_code(c.name)} ({_code(short_type(c.type))}), because of {why}")
+        lines.append("")
+    if plan.warnings:
+        lines += [f"- warning: {_md(w)}" for w in plan.warnings] + [""]
+    counts = plan.counts()
+    lines += [
+        "| create | update | replace | delete | unchanged |",
+        "|---:|---:|---:|---:|---:|",
+        "| {create} | {update} | {replace} | {delete} | {same} |".format(**counts),
+        "",
+    ]
+    for group, changes in plan.groups().items():
+        summary = tally(changes)
+        lines += [
+            "<details open>",
+            f"<summary><b>{_md(group.label)}</b>: {summary}</summary>",
+            "",
+            "| | resource | type | change |",
+            "|:-:|---|---|---|",
+        ]
+        for c in changes:
+            op = f"**{c.op.value}**" if c.op in (Op.REPLACE, Op.DELETE) else c.op.value
+            lines.append(f"| {op} | {_code(c.name)} | {_code(short_type(c.type))} | {_detail(c)} |")
+        lines += ["", "</details>", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# -- terminal ---------------------------------------------------------------------------
+
+
+def renderable(plan: Plan) -> RenderableType:
+    """The plan for a terminal: one table, a section per group."""
+    from rich.console import Group as Stack  # rich only when printing
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=f"{plan.env}" + (f" ({plan.target})" if plan.target else ""),
+        caption=plan.headline(),
+        show_lines=False,
+        expand=False,
+    )
+    table.add_column("", no_wrap=True)
+    table.add_column("resource", no_wrap=True)
+    table.add_column("type", style="dim", no_wrap=True)
+    table.add_column("change")
+    for group, changes in plan.groups().items():
+        table.add_section()
+        table.add_row("", Text(group.label, style="bold"), "", "")
+        for c in changes:
+            detail = Text()
+            for k, (old, new) in c.values.items():
+                detail.append(f"{k}: ", style="bold")
+                detail.append(old, style="red")
+                detail.append(" → ")
+                detail.append(new, style="green")
+                detail.append("\n")
+            rest = [p for p in c.diffs if not _covered(p, c.values)]
+            if rest:
+                detail.append(", ".join(rest) + "\n")
+            if c.replace_keys:
+                detail.append("replaced because of " + ", ".join(c.replace_keys), style="magenta")
+            if c.retained:
+                detail.append(RETAINED, style="cyan")
+            detail.rstrip()
+            table.add_row(
+                Text(SYMBOL[c.op], style=STYLE[c.op]),
+                Text(f"  {c.name}", style=STYLE[c.op]),
+                short_type(c.type),
+                detail,
+            )
+    parts: list[RenderableType] = []
+    if plan.changes:
+        parts.append(table)
+    else:
+        parts.append(Text(f"{plan.env}: {plan.headline()}", style="green"))
+    parts += [Text(f"warning: {w}", style="yellow") for w in plan.warnings]
+    parts += [Text(f"error: {e}", style="red") for e in plan.errors]
+    return Stack(*parts)

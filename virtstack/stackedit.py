@@ -1,0 +1,145 @@
+"""Round-trip edits of stack files: change one key, keep every comment and the order.
+
+Paths are written the way :func:`virtstack.spec.key` prints them, with or without the
+namespace: ``tiers[0].replicas``, ``registry.enabled``, ``virtstack:engine.uri``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError as RuamelYAMLError
+
+from virtstack.errors import UsageError, VirtstackError
+from virtstack.spec import NAMESPACE
+
+_HEAD = re.compile(r"(?P<head>(?:[A-Za-z_][\w-]*:)?[A-Za-z_][\w-]*)(?P<rest>.*)", re.DOTALL)
+_STEP = re.compile(r"\.(?P<key>[A-Za-z_][\w-]*)|\[(?P<index>\d+)\]")
+
+
+@dataclass(frozen=True)
+class ConfigPath:
+    """A location in a stack's ``config:`` mapping: the config key, then keys and indexes."""
+
+    key: str
+    """The namespaced config key (``virtstack:tiers``)."""
+    steps: tuple[str | int, ...]
+
+    def __str__(self) -> str:
+        return self.key + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in self.steps)
+
+
+def parse_path(text: str) -> ConfigPath:
+    """``tiers[0].replicas`` as a :class:`ConfigPath` (the namespace defaults to virtstack)."""
+    head = _HEAD.fullmatch(text.strip())
+    if head is None:
+        raise UsageError(f"{text!r}: not a config path (like tiers[0].replicas)")
+    steps: list[str | int] = []
+    rest = head["rest"]
+    position = 0
+    for step in _STEP.finditer(rest):
+        if step.start() != position:
+            break
+        steps.append(int(step["index"]) if step["index"] is not None else step["key"])
+        position = step.end()
+    if position != len(rest):
+        raise UsageError(f"{text!r}: not a config path (like tiers[0].replicas)")
+    name = head["head"]
+    return ConfigPath(name if ":" in name else f"{NAMESPACE}:{name}", tuple(steps))
+
+
+def parse_assignment(text: str) -> tuple[ConfigPath, Any]:
+    """``key=value`` from ``--set``: the path, and the value read as YAML."""
+    path, sep, raw = text.partition("=")
+    if not sep:
+        raise UsageError(f"--set {text!r}: expected key=value (like tiers[0].replicas=3)")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise UsageError(f"--set {text!r}: the value is not valid YAML ({problem})") from None
+    return parse_path(path), value
+
+
+def _yaml() -> YAML:
+    rt = YAML()  # round-trip: comments, key order and quoting survive
+    rt.preserve_quotes = True
+    rt.width = 4096  # never re-wrap long values (ssh keys, commands)
+    rt.indent(mapping=2, sequence=4, offset=2)
+    return rt
+
+
+def load(text: str, where: str) -> CommentedMap:
+    """A stack file's document for round-trip editing (``where`` names it in errors)."""
+    try:
+        document = _yaml().load(text)
+    except RuamelYAMLError as exc:
+        raise VirtstackError(f"{where}: not valid YAML ({exc})") from None
+    if document is None:
+        document = CommentedMap()
+    if not isinstance(document, CommentedMap):
+        raise VirtstackError(f"{where}: a stack file is a mapping with a config: key")
+    if not isinstance(document.get("config"), CommentedMap):
+        document["config"] = CommentedMap()
+    return document
+
+
+def load_file(path: Path) -> CommentedMap:
+    """The stack file at ``path`` for round-trip editing."""
+    return load(path.read_text(), str(path))
+
+
+def dump(document: CommentedMap) -> str:
+    """The document as YAML text, comments included."""
+    out = io.StringIO()
+    _yaml().dump(document, out)
+    return out.getvalue()
+
+
+def plain(document: CommentedMap) -> dict[str, Any]:
+    """The ``config:`` mapping as plain data: exactly what would be written."""
+    loaded = yaml.safe_load(dump(document)) or {}
+    config = loaded.get("config") or {}
+    return dict(config)
+
+
+def set_value(document: CommentedMap, path: ConfigPath, value: Any) -> None:
+    """Set ``path`` in the document's ``config:`` to ``value``.
+
+    Missing mappings are created; a list grows by one when the index is its length
+    (``tiers[2].name=x`` on a two-tier list adds a tier).
+    """
+    node: Any = document["config"]
+    steps: tuple[str | int, ...] = (path.key, *path.steps)
+    for i, step in enumerate(steps):
+        where = ConfigPath(path.key, path.steps[:i])  # the location of node[step]
+        if isinstance(step, int):
+            if not isinstance(node, list):
+                raise UsageError(f"{ConfigPath(path.key, path.steps[: i - 1])}: is not a list")
+            if step > len(node):
+                raise UsageError(f"{where}: index out of range ({len(node)} items)")
+        elif not isinstance(node, dict):
+            raise UsageError(f"{ConfigPath(path.key, path.steps[: i - 1])}: is not a mapping")
+        if i == len(steps) - 1:
+            if isinstance(step, int) and step == len(node):
+                node.append(value)
+            else:
+                node[step] = value
+            return
+        nxt = steps[i + 1]
+        if isinstance(step, int) and step == len(node):
+            node.append(_empty_for(nxt))
+        elif isinstance(step, str) and node.get(step) is None:
+            node[step] = _empty_for(nxt)
+        node = node[step]
+
+
+def _empty_for(step: str | int) -> CommentedMap | CommentedSeq:
+    return CommentedSeq() if isinstance(step, int) else CommentedMap()
