@@ -87,7 +87,8 @@ class ServiceTierArgs:
 def health_command(health: HealthCheck, port: int) -> list[str]:
     """Docker's healthcheck for a replica: the same probe HAProxy makes."""
     if health.path is None:
-        return ["CMD-SHELL", f"nc -z 127.0.0.1 {port} || exit 1"]
+        # Plain `nc` with no input: busybox's has no -z, and exits 0 once it has connected.
+        return ["CMD-SHELL", f"nc -w {health.timeout} 127.0.0.1 {port} </dev/null || exit 1"]
     return ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{port}{health.path} || exit 1"]
 
 

@@ -89,7 +89,7 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
     assert lb.inputs["image"] == "lb-img"
     config = lb.inputs["uploads"][0]["content"]
     # Discovery through Docker's DNS, with room to scale without a config change.
-    assert "server-template dev-app- 1-12 dev-app-replica:9000 check resolvers docker" in config
+    assert "server-template dev-app-slot 1-12 dev-app-replica:9000 check resolvers docker" in config
     assert "option httpchk GET /ready" in config
     assert "default-server inter 3s fall 4" in config
     # The LB sits on its own tier's network and answers as "dev-app" on the client's.
@@ -136,7 +136,7 @@ def test_a_tcp_health_check_when_there_is_no_path(run):
     d = run(program)
     assert d.named("dev-db-replica-0").inputs["healthcheck"]["tests"] == [
         "CMD-SHELL",
-        "nc -z 127.0.0.1 5432 || exit 1",
+        "nc -w 2 127.0.0.1 5432 </dev/null || exit 1",
     ]
     assert "httpchk" not in d.named("dev-db-lb").inputs["uploads"][0]["content"]
 

@@ -28,7 +28,7 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     assert d.named("dev-docker").type == "pulumi:providers:docker"
     # Providers receive their non-string inputs JSON-encoded.
     auth = json.loads(d.named("dev-docker").inputs["registryAuth"])
-    assert auth[0]["address"] == "127.0.0.1:5000"
+    assert auth[0]["address"] == "http://127.0.0.1:5000"
     assert d.named("dev-registry").type == "virtstack:registry:Registry"
     # The demo image is pushed into the stack's registry and used by digest.
     tag = d.named("dev-image-virtstack-demo-1-tag")

@@ -65,7 +65,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     auth = (
         [
             docker.ProviderRegistryAuthArgs(
-                address=f"{reg.address}:{reg.port}",
+                # http:// tells the provider the registry speaks plain HTTP (it is on
+                # loopback or the engine's own host), as Docker allows for 127.0.0.0/8.
+                address=f"http://{reg.address}:{reg.port}",
                 username=reg.username,
                 password=ctx.registry_password,
             )
