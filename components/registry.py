@@ -13,6 +13,7 @@ import pulumi_docker as docker
 from components.cloudinit import user_data
 from components.placement import DockerPlacement, LibvirtPlacement
 from components.vm import DataDisk, VirtualMachine, VirtualMachineArgs
+from virtstack.errors import ComponentError
 from virtstack.templating import render
 
 REGISTRY_PORT = 5000
@@ -20,6 +21,7 @@ DEBUG_PORT = 5001
 STORAGE_DIR = "/var/lib/docker-registry"
 CONFIG_PATH = "/etc/docker/registry/config.yml"
 HTPASSWD_PATH = "/etc/docker/registry/htpasswd"
+BCRYPT_MAX = 72
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,8 @@ def htpasswd_line(username: str, password: str) -> str:
     The salt is derived from the credentials so the same password renders the same file:
     otherwise every ``up`` would see a changed secret and restart the registry.
     """
+    if len(password.encode()) > BCRYPT_MAX:
+        raise ComponentError(f"registry password: bcrypt takes at most {BCRYPT_MAX} bytes")
     digest = hashlib.sha256(f"virtstack-registry:{username}:{password}".encode()).digest()
     # bcrypt wants 22 salt characters from its own base64 alphabet.
     alphabet = b"./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -15,6 +15,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 # A documentation address (RFC 5737): the mocks hand it out, nothing ever contacts it.
 MOCK_ADDRESS = "192.0.2.10"
 MOCK_DIGEST = "sha256:" + "ab" * 32
+LOCAL_IMAGE_ID = "sha256:" + "cd" * 32
 
 
 @dataclass
@@ -74,6 +75,8 @@ class _Mocks(pulumi.runtime.Mocks):
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "docker:index/getRemoteImage:getRemoteImage":
+            return {"id": LOCAL_IMAGE_ID, "name": args.args["name"], "repoDigest": ""}
         return {}
 
 

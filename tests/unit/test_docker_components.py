@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulumi
+import pytest
 
 from components import (
     DataVolume,
@@ -22,6 +23,7 @@ from components import (
 )
 from components.registry import HTPASSWD_PATH, htpasswd_line
 from components.service import UPSTREAM_ENV
+from virtstack.errors import ComponentError
 
 PLACEMENT = DockerPlacement(namespace="dev")
 CONTAINER = "docker:index/container:Container"
@@ -266,6 +268,11 @@ def test_registry_without_auth_has_no_htpasswd(run):
     uploads = {u["file"]: u["content"] for u in d.named("dev-registry-server").inputs["uploads"]}
     assert HTPASSWD_PATH not in uploads
     assert "htpasswd" not in uploads["/etc/docker/registry/config.yml"]
+
+
+def test_htpasswd_refuses_what_bcrypt_would_truncate():
+    with pytest.raises(ComponentError, match="at most 72 bytes"):
+        htpasswd_line("virtstack", "x" * 73)
 
 
 def test_htpasswd_is_stable_and_bcrypt():

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import MOCK_DIGEST
+from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST
 from virtstack.errors import SpecError
 from virtstack.program import main
 from virtstack.stackfiles import read_config
@@ -19,6 +19,8 @@ SECRET = {"virtstack:registry_password": "s3cret"}
 
 def config_of(env: str, **changes: Any) -> dict[str, Any]:
     config = read_config(PROJECT, env)
+    # A working copy where `virtstack up` ran holds an encrypted password: not ours here.
+    config.pop("virtstack:registry_password", None)
     config.update({f"virtstack:{k}": v for k, v in changes.items()})
     return config
 
@@ -34,6 +36,11 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     tag = d.named("dev-image-virtstack-demo-1-tag")
     assert tag.inputs["sourceImage"] == "virtstack/demo:1"
     assert tag.inputs["targetImage"] == "127.0.0.1:5000/virtstack/demo:1"
+    # A rebuilt local image (new id) re-tags and re-pushes.
+    assert tag.inputs["tagTriggers"] == [LOCAL_IMAGE_ID]
+    assert d.named("dev-image-virtstack-demo-1-push").inputs["triggers"] == {
+        "source": LOCAL_IMAGE_ID
+    }
     pulled = d.named("dev-image-virtstack-demo-1")
     assert pulled.inputs["name"] == f"127.0.0.1:5000/virtstack/demo@{MOCK_DIGEST}"
     for tier in ("web", "app", "db"):

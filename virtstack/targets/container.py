@@ -35,17 +35,23 @@ def _push(
     slug = _slug(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     target = pulumi.Output.concat(registry.endpoint, "/", image)
+    # The engine's current id of the local image: read on every run, so a rebuilt image
+    # re-tags and re-pushes even though its name did not change.
+    local_id = docker.get_remote_image_output(
+        name=image, opts=pulumi.InvokeOptions(provider=provider)
+    ).id
     tag = docker.Tag(
         f"{parent_name}-{slug}-tag",
         source_image=image,
         target_image=target,
+        tag_triggers=[local_id],
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[registry]),
     )
     pushed = docker.RegistryImage(
         f"{parent_name}-{slug}-push",
         name=tag.target_image,
         keep_remotely=True,
-        triggers={"source": tag.source_image_id},
+        triggers={"source": local_id},
         opts=pulumi.ResourceOptions(provider=provider),
     )
     pulled = docker.RemoteImage(
