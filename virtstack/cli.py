@@ -60,10 +60,12 @@ class Services:
     lb_health: Callable[..., list[TierHealth]]
     find_data: Callable[[EnvironmentSpec, str, str, str], list[str]]
     delete_data: Callable[[EnvironmentSpec, str, str, str], list[str]]
+    preflight: Callable[[EnvironmentSpec, str], None]
+    """Checks on the live engine (images, ports, guest image) before anything changes."""
 
     @classmethod
     def default(cls) -> Services:
-        from virtstack import data, health, operations
+        from virtstack import data, health, operations, preflight
 
         return cls(
             engine=operations.PulumiEngine(),
@@ -72,6 +74,7 @@ class Services:
             lb_health=health.lb_health,
             find_data=data.find_data,
             delete_data=data.delete_data,
+            preflight=preflight.check,
         )
 
 
@@ -312,6 +315,7 @@ def preview(
         checked = operations.load(ref)
         target_name = checked.target.name
         health.require_reachable(checked.target.engine, checked.uri, services.probe)
+        services.preflight(checked.spec, env)
         # The program refuses to run without the password; generating it changes nothing
         # deployed, so a preview may do it (up would do the same).
         if operations.ensure_registry_password(services.engine, ref, checked.spec):
@@ -359,6 +363,7 @@ def _deploy(ref: StackRef, services: Services, *, confirm: bool = False) -> None
     from virtstack import diff, operations, report
 
     checked = operations.load(ref)
+    services.preflight(checked.spec, ref.env)
     console = _console()
     if operations.ensure_registry_password(services.engine, ref, checked.spec):
         console.print(f"generated the registry password: secret {operations.PASSWORD_CONFIG_KEY}")
@@ -533,6 +538,7 @@ def scale(
     change = operations.plan_scale(ref, tier, replicas)
     checked = change.checked
     health.require_reachable(checked.target.engine, checked.uri, services.probe)
+    services.preflight(checked.spec, env)  # before the file changes: a refusal leaves it be
     change.write()
     _console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
     _deploy(ref, services)

@@ -88,8 +88,17 @@ def docker_problems(
         yield f"{where}: {address}:{port} is already in use by {by}"
 
 
-def check_docker(spec: EnvironmentSpec, env: str, uri: str, *, local: bool) -> None:
-    """Raise :class:`SpecError` listing every problem :func:`docker_problems` finds."""
-    problems = list(docker_problems(spec, env, uri, local=local))
+def check(spec: EnvironmentSpec, env: str) -> None:
+    """Raise :class:`SpecError` listing everything on the live engine that would fail ``env``."""
+    from virtstack import targets  # imports Pulumi: not for --help
+    from virtstack.targets.base import is_remote
+    from virtstack.targets.libvirt import check_guest_image
+
+    target = targets.get(spec.target)
+    uri = target.uri(spec)
+    if target.engine == "docker":
+        problems = list(docker_problems(spec, env, uri, local=not is_remote(uri)))
+    else:
+        problems = check_guest_image(spec)
     if problems:
         raise SpecError(problems)

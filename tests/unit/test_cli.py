@@ -17,7 +17,7 @@ from tests.unit.fixtures.cli_support import (
 )
 from virtstack import stackedit
 from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED, find_project
-from virtstack.errors import OperationError, ToolchainMissingError, UsageError
+from virtstack.errors import OperationError, SpecError, ToolchainMissingError, UsageError
 from virtstack.health import Reachability, ServerHealth, TierHealth, probe
 from virtstack.operations import PASSWORD_CONFIG_KEY, StackOutput
 from virtstack.spec import parse_spec
@@ -436,6 +436,26 @@ def test_up_on_an_unreachable_engine_changes_nothing(project: Path) -> None:
     assert "unix:///nonexistent.sock: docker engine not reachable" in result.stderr
     assert engine.calls == []
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("command", ["up", "preview", "scale"])
+def test_live_engine_problems_stop_the_run_before_the_engine(project: Path, command: str) -> None:
+    engine = FakeEngine()
+    services = make_services(engine)
+
+    def taken(spec: object, env: str) -> None:
+        raise SpecError(["virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"])
+
+    services.preflight = taken
+    args = ["scale", "dev", "web", "3"] if command == "scale" else [command, "dev"]
+    before = (project / "stacks" / "Pulumi.dev.yaml").read_text()
+    result = invoke(project, services, *args)
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"
+    ]
+    assert engine.ops() == []
 
 
 def test_up_failure_exits_1_with_the_engine_errors(project: Path) -> None:
