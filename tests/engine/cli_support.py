@@ -1,0 +1,60 @@
+"""Driving the real CLI in a throwaway project: its own stacks/ and file-backend state.
+
+The project links the repository's program, venv and toolchain, so nothing the tests do
+touches the repository's stacks or state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from tests.engine.harness import PROJECT, docker_inspect, run
+from virtstack.cli import app
+
+IMAGES = ("virtstack/busybox:1", "virtstack/base:bookworm-1", "virtstack/demo:1")
+
+
+def missing(what: str) -> None:
+    """Skip on a developer machine; fail in CI, where everything must be there."""
+    if os.environ.get("CI"):
+        pytest.fail(what)
+    pytest.skip(what)
+
+
+def make_project(tmp_path: Path) -> Path:
+    """A project directory with the repo's program, venv and toolchain, and no stacks."""
+    toolchain = PROJECT / ".virtstack" / "toolchain"
+    if not (toolchain / "bin" / "pulumi").exists():
+        missing(f"no Pulumi toolchain at {toolchain} (tools/toolchain.sh)")
+    if run("docker", "version", check=False).returncode != 0:
+        missing("no Docker engine")
+    for image in IMAGES:
+        if docker_inspect(image) is None:
+            missing(f"image {image} is not built (images/build.sh)")
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    shutil.copy2(PROJECT / "Pulumi.yaml", project / "Pulumi.yaml")
+    shutil.copy2(PROJECT / "stacks" / "__main__.py", project / "stacks" / "__main__.py")
+    (project / ".venv").symlink_to(PROJECT / ".venv")
+    (project / ".virtstack").mkdir()
+    (project / ".virtstack" / "toolchain").symlink_to(toolchain.resolve())
+    return project
+
+
+def cli(project: Path, *args: str) -> Result:
+    """``virtstack --project PROJECT ARGS``; a crash (not an exit code) fails the test."""
+    result = CliRunner().invoke(app, ["--project", str(project), *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def ok(project: Path, *args: str) -> Result:
+    """Like :func:`cli`, and the command must succeed."""
+    result = cli(project, *args)
+    assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
+    return result

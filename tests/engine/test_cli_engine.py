@@ -1,0 +1,140 @@
+"""The CLI for real: new, preview, up, status, scale, preview again, destroy.
+
+A two-tier container environment on this machine's Docker engine, through the built
+Pulumi toolchain, in a throwaway project directory (its own file backend state), so the
+repository's stacks and state are never touched. Everything it makes is named
+``vst-cli-<hex>-...`` and removed at the end, by ``destroy`` or else by the safety net.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from tenacity import retry, stop_after_delay, wait_fixed
+
+from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers
+from tests.support import free_port
+from virtstack import operations
+from virtstack.errors import OperationError
+from virtstack.spec import parse_spec
+from virtstack.stackfiles import read_config
+
+pytestmark = pytest.mark.engine
+
+IMAGE = "virtstack/busybox:1"
+# A page for HAProxy's HTTP check and for the test to read, then busybox's httpd.
+SERVE = "mkdir -p /www && echo $VIRTSTACK_TIER > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture
+def cli_project(tmp_path: Path) -> Path:
+    """A project directory with the repo's program, venv and toolchain, and no stacks."""
+    return make_project(tmp_path)
+
+
+@retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
+def backends_up(project: Path, env: str, tier: str, count: int) -> None:
+    """Until HAProxy reports ``count`` live servers for ``tier`` (DNS holds are 2 s)."""
+    status = json.loads(ok(project, "status", env, "--json").stdout)
+    [health] = [t for t in status["health"] if t["tier"] == tier]
+    assert health["error"] is None, health["error"]
+    up = [s for s in health["servers"] if s["status"].startswith("UP")]
+    assert len(up) == count, health
+
+
+def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
+    env = f"{PREFIX}cli-{secrets.token_hex(3)}"
+    port = free_port()
+    try:
+        tiers = [
+            f"tiers[{i}].{setting}"
+            for i in (0, 1)
+            for setting in (f"image={IMAGE}", f"command=[sh, -c, '{SERVE}']", "health.path=/")
+        ]
+        sets = [
+            "registry.enabled=false",
+            f"tiers[0].publish={port}",
+            "tiers[0].replicas=1",
+            "tiers[1].stateful=true",
+            "tiers[1].volume.name=data",
+            "tiers[1].volume.path=/data",
+            *tiers,
+        ]
+        ok(cli_project, "new", env, "--target", "container", *(f"--set={s}" for s in sets))
+        assert parse_spec(read_config(cli_project, env)).tiers[0].publish == port
+
+        plan = json.loads(ok(cli_project, "preview", env, "--json").stdout)
+        assert plan["counts"]["create"] >= 6, plan
+        assert {g["group"] for g in plan["groups"]} >= {
+            f"ServiceTier {env}-web",
+            f"ServiceTier {env}-app",
+        }
+
+        up = ok(cli_project, "up", env)
+        assert f"http://127.0.0.1:{port}/" in up.stdout
+        backends_up(cli_project, env, "web", 1)
+        response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert response.status_code == 200
+        assert response.text.strip() == f"{env}-web"
+
+        scaled = ok(cli_project, "scale", env, "web", "2")
+        assert "virtstack:tiers[0].replicas: 1 → 2" in scaled.stdout
+        assert parse_spec(read_config(cli_project, env)).tiers[0].replicas == 2
+        backends_up(cli_project, env, "web", 2)
+
+        # Scaling went through the stack file: nothing is left to change.
+        again = json.loads(ok(cli_project, "preview", env, "--json").stdout)
+        changes = {k: v for k, v in again["counts"].items() if k != "same" and v}
+        assert changes == {}, again
+
+        outside = cli(cli_project, "scale", env, "web", "9")
+        assert outside.exit_code == 2
+        assert "virtstack:tiers[0].replicas: 9 is outside scaling min..max (1..4)" in (
+            outside.stderr
+        )
+
+        kept = ok(cli_project, "destroy", env, "--yes")
+        assert f"kept data: {env}-data-0 (destroy {env} --delete-data removes it)" in kept.stdout
+        assert docker_inspect(f"{env}-web-lb") is None
+        assert docker_inspect(f"{env}-web-0") is None
+        assert docker_inspect(f"{env}-data-0") is not None
+
+        gone = ok(cli_project, "destroy", env, "--yes", "--delete-data")
+        assert f"deleted data: {env}-data-0" in gone.stdout
+        assert docker_inspect(f"{env}-data-0") is None
+    finally:
+        leftovers = remove_leftovers(env)
+    assert leftovers == [], f"destroy left {leftovers}"
+
+
+def test_unreachable_engine_is_reported_before_pulumi_runs(cli_project: Path) -> None:
+    env = f"{PREFIX}cli-{secrets.token_hex(3)}"
+    ok(cli_project, "new", env, "-t", "container", "--set", "engine.uri=tcp://127.0.0.1:1")
+    result = cli(cli_project, "up", env)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: tcp://127.0.0.1:1: docker engine not reachable (")
+
+
+def test_target_override_reaches_the_program_and_not_the_file(cli_project: Path) -> None:
+    shutil.copy2(PROJECT / "stacks" / "Pulumi.lab.yaml", cli_project / "stacks" / "Pulumi.lab.yaml")
+    before = (cli_project / "stacks" / "Pulumi.lab.yaml").read_text()
+    log = operations.EventLog()
+    ref = operations.StackRef(project=cli_project, env="lab", target="hypervisor")
+    # Whether the preview gets far on this machine (guest image, libvirt) does not
+    # matter here: the engine reports the config it ran with before the program runs.
+    with contextlib.suppress(OperationError):
+        operations.PulumiEngine().preview(ref, log)
+    [prelude] = [e.prelude_event for e in log.events if e.prelude_event is not None]
+    assert prelude.config["virtstack:target"] == "hypervisor"
+    # Creating the stack adds its encryption salt to the file; the config stays as it was.
+    after = (cli_project / "stacks" / "Pulumi.lab.yaml").read_text()
+    assert yaml.safe_load(after)["config"] == yaml.safe_load(before)["config"]
+    assert after.startswith(before)

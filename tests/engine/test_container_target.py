@@ -1,0 +1,315 @@
+"""The dev environment for real: registry, web -> app -> db, on this machine's Docker engine.
+
+One environment with the shipped dev topology (its own name, free loopback ports) is
+deployed once for the module; each test checks one promise from outside: HTTP through
+the published load balancer, killed replicas, scaling under load, data surviving a
+replaced db container, the registry's auth. Everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from tenacity import retry, stop_after_delay, wait_fixed
+
+from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
+from tests.support import free_port, hit
+from virtstack import operations, stackedit
+from virtstack.stackfiles import read_config, stack_file
+
+pytestmark = pytest.mark.engine
+
+INTERVAL = 2  # the dev tiers' health check interval, seconds
+
+
+@dataclass
+class Env:
+    project: Path
+    name: str
+    url: str
+    registry: str
+    outputs: list[str] = field(default_factory=list)
+    """Everything the CLI printed, to search for leaked secrets."""
+
+    def run(self, *args: str) -> str:
+        result = ok(self.project, *args)
+        self.outputs.append(result.output)
+        return result.output
+
+    def set(self, path: str, value: object) -> None:
+        """Change one key of the environment's stack file, as a user would."""
+        file = stack_file(self.project, self.name)
+        document = stackedit.load_file(file)
+        stackedit.set_value(document, stackedit.parse_path(path), value)
+        file.write_text(stackedit.dump(document))
+
+
+def dev_config(web_port: int, registry_port: int) -> dict[str, object]:
+    """The shipped dev environment, on ports of its own."""
+    config = read_config(PROJECT, "dev")
+    config.pop("virtstack:registry_password", None)  # this machine's, not the test's
+    config["virtstack:registry"]["port"] = registry_port
+    config["virtstack:tiers"][0]["publish"] = web_port
+    return config
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    project = make_project(tmp_path_factory.mktemp("dev"))
+    name = f"{PREFIX}dev-{secrets.token_hex(3)}"
+    web_port, registry_port = free_port(), free_port()
+    stack_file(project, name).write_text(
+        yaml.safe_dump({"config": dev_config(web_port, registry_port)}, sort_keys=False)
+    )
+    env = Env(
+        project=project,
+        name=name,
+        url=f"http://127.0.0.1:{web_port}/",
+        registry=f"127.0.0.1:{registry_port}",
+    )
+    try:
+        env.run("up", name, "--yes")
+        wait_for_replicas(env.url, {f"{name}-web-0", f"{name}-web-1"})
+        yield env
+    finally:
+        cli(project, "destroy", name, "--yes", "--delete-data")
+        leftovers = remove_leftovers(name)
+        assert leftovers == [], f"destroy left {leftovers}"
+
+
+@retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
+def wait_for_replicas(url: str, replicas: set[str]) -> None:
+    """Until requests through the load balancer reach exactly ``replicas`` (first line)."""
+    seen, failed = hit(url, 4 * len(replicas))
+    assert failed == 0
+    assert {line.split()[-1] for line in seen} == replicas
+
+
+class Load:
+    """Requests through the load balancer in a background thread, failures timestamped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ok = 0
+        self.failures: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            # Bounded: at most 10 minutes of requests, whatever happens to the test.
+            deadline = time.monotonic() + 600
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    client.get(self.url).raise_for_status()
+                    self.ok += 1
+                except httpx.HTTPError:
+                    self.failures.append(time.monotonic())
+                time.sleep(0.02)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def failures_after(self, moment: float) -> int:
+        return len([t for t in self.failures if t > moment])
+
+
+def kill_main_process(container: str) -> int:
+    """SIGKILL the container's main process from the host, as a crash would."""
+    state = docker_inspect(container)
+    assert state is not None, container
+    pid = int(state["State"]["Pid"])  # type: ignore[index]
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def restart_count(container: str) -> int:
+    state = docker_inspect(container)
+    assert state is not None, container
+    return int(state["RestartCount"])  # type: ignore[arg-type]
+
+
+@retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
+def healthy_again(container: str, restarts_before: int) -> None:
+    state = docker_inspect(container)
+    assert state is not None
+    assert int(state["RestartCount"]) > restarts_before  # type: ignore[arg-type]
+    assert state["State"]["Health"]["Status"] == "healthy"  # type: ignore[index]
+
+
+def test_requests_through_the_load_balancer_reach_every_web_replica(dev: Env) -> None:
+    seen, failed = hit(dev.url, 200)
+    assert failed == 0
+    assert sum(seen.values()) == 200
+    assert {line.split()[-1] for line in seen} == {f"{dev.name}-web-0", f"{dev.name}-web-1"}
+    # Each answer went web -> app -> db.
+    body = httpx.get(dev.url, timeout=10).text.splitlines()
+    assert [line.split()[0] for line in body] == [
+        f"{dev.name}-web",
+        f"{dev.name}-app",
+        f"{dev.name}-db",
+    ]
+
+
+def test_right_after_up_nothing_drifts(dev: Env) -> None:
+    counts = json.loads(dev.run("preview", dev.name, "--json"))["counts"]
+    assert {k: v for k, v in counts.items() if k != "same" and v} == {}
+    again = dev.run("up", dev.name, "--yes")
+    assert "no changes" in again
+
+
+def test_killed_replicas_leave_rotation_and_come_back(dev: Env) -> None:
+    web, app = f"{dev.name}-web-1", f"{dev.name}-app-0"
+    before = {c: restart_count(c) for c in (web, app)}
+    with Load(dev.url) as load:
+        time.sleep(1)
+        killed_at = time.monotonic()
+        kill_main_process(web)
+        kill_main_process(app)
+        time.sleep(2 * INTERVAL + 4)
+        settled = killed_at + 2 * INTERVAL
+    assert load.ok > 50
+    assert load.failures_after(settled) == 0, f"{len(load.failures)} failures in all"
+    for container, count in before.items():
+        healthy_again(container, count)
+    wait_for_replicas(dev.url, {f"{dev.name}-web-0", f"{dev.name}-web-1"})
+
+
+def test_scaling_under_load_fails_no_request_and_keeps_the_lb(dev: Env) -> None:
+    lb_before = docker_inspect(f"{dev.name}-web-lb")
+    assert lb_before is not None
+    with Load(dev.url) as load:
+        dev.run("scale", dev.name, "web", "4")
+        wait_for_replicas(dev.url, {f"{dev.name}-web-{i}" for i in range(4)})
+        dev.run("scale", dev.name, "web", "2")
+        wait_for_replicas(dev.url, {f"{dev.name}-web-0", f"{dev.name}-web-1"})
+    assert load.ok > 50
+    assert load.failures == []
+    lb_after = docker_inspect(f"{dev.name}-web-lb")
+    assert lb_after is not None
+    # Same load balancer container, same config: replicas were found through DNS.
+    assert lb_after["Id"] == lb_before["Id"]
+    assert docker_inspect(f"{dev.name}-web-2") is None
+
+
+def test_data_survives_a_replaced_db_container(dev: Env) -> None:
+    kv = f"{dev.url}cgi-bin/kv?answer"
+    stored = httpx.post(kv, content=b"forty-two", timeout=10)
+    assert stored.status_code == 200, stored.text
+    assert httpx.get(kv, timeout=10).text.strip() == "forty-two"
+    db_before = docker_inspect(f"{dev.name}-db-0")
+    assert db_before is not None
+    # A new db image: same program, a label more, so a new image id and digest.
+    variant = f"{dev.name}-demo:2"
+    run(
+        "docker", "build", "-q", "--label", "virtstack.test=variant", "-t", variant,
+        "--build-arg", "BASE=virtstack/busybox:1", str(PROJECT / "images" / "demo"),
+        timeout=300,
+    )  # fmt: skip
+    try:
+        dev.set("tiers[2].image", variant)
+        out = dev.run("up", dev.name, "--yes")
+        assert "replaced" in out
+        db_after = docker_inspect(f"{dev.name}-db-0")
+        assert db_after is not None
+        assert db_after["Id"] != db_before["Id"]
+        assert variant.split(":")[0] in str(db_after["Config"]["Image"])  # type: ignore[index]
+        assert httpx.get(kv, timeout=10).text.strip() == "forty-two"
+    finally:
+        dev.set("tiers[2].image", "virtstack/demo:1")
+
+
+def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
+    upload = f"http://{dev.registry}/v2/{dev.name}/probe/blobs/uploads/"
+    assert httpx.post(upload, timeout=10).status_code == 401
+    outputs = operations.PulumiEngine().outputs(
+        operations.StackRef(project=dev.project, env=dev.name)
+    )
+    password = outputs["registry_password"]
+    assert password.secret
+    user = outputs["registry_username"].value
+    accepted = httpx.post(upload, auth=(user, password.value), timeout=10)
+    assert accepted.status_code == 202
+    assert httpx.post(upload, auth=(user, "wrong"), timeout=10).status_code == 401
+    # Never in plain text: not in the state, not in the stack file, not in what we printed.
+    state = dev.project / ".virtstack" / "state"
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert files, "no state files found"
+    for path in [*files, stack_file(dev.project, dev.name)]:
+        assert password.value not in path.read_text(errors="replace"), path
+    for output in dev.outputs:
+        assert password.value not in output
+
+
+def test_destroy_keeps_data_and_up_brings_it_back(dev: Env) -> None:
+    kv = f"{dev.url}cgi-bin/kv?kept"
+    assert httpx.post(kv, content=b"still-here", timeout=10).status_code == 200
+    out = dev.run("destroy", dev.name, "--yes")
+    assert f"{dev.name}-db-data-0" in out
+    assert "kept data" in out
+    assert docker_inspect(f"{dev.name}-db-0") is None
+    dev.run("up", dev.name, "--yes")
+    wait_for_replicas(dev.url, {f"{dev.name}-web-0", f"{dev.name}-web-1"})
+    assert httpx.get(kv, timeout=10).text.strip() == "still-here"
+
+
+# -- bad input against the live engine: one clear error, nothing created ----------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+def refused(project: Path, env: str, config: dict[str, object]) -> list[str]:
+    """Deploy ``config`` as ``env``; it must be refused with nothing left on the engine."""
+    stack_file(project, env).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    try:
+        result = cli(project, "up", env, "--yes")
+        assert result.exit_code == 2, result.output
+        assert not run("docker", "ps", "-aq", "--filter", f"name={env}").stdout.strip()
+        return result.stderr.splitlines()
+    finally:
+        leftovers = remove_leftovers(env)
+        assert leftovers == [], f"left {leftovers}"
+
+
+def test_a_published_port_already_taken_is_refused(project: Path) -> None:
+    env = f"{PREFIX}taken-{secrets.token_hex(3)}"
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        errors = refused(project, env, dev_config(port, free_port()))
+    assert errors == [
+        f"error: virtstack:tiers[0].publish: 127.0.0.1:{port} is already in use by another process"
+    ]
+
+
+def test_an_image_missing_from_the_engine_is_refused(project: Path) -> None:
+    env = f"{PREFIX}noimage-{secrets.token_hex(3)}"
+    config = dev_config(free_port(), free_port())
+    config["virtstack:tiers"][1]["image"] = "virtstack/nope:1"  # type: ignore[index]
+    errors = refused(project, env, config)
+    assert errors == [
+        "error: virtstack:tiers[1].image: image 'virtstack/nope:1' is not on the engine "
+        "unix:///var/run/docker.sock (build it: images/build.sh)"
+    ]
