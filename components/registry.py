@@ -22,6 +22,11 @@ STORAGE_DIR = "/var/lib/docker-registry"
 CONFIG_PATH = "/etc/docker/registry/config.yml"
 HTPASSWD_PATH = "/etc/docker/registry/htpasswd"
 BCRYPT_MAX = 72
+CHECK_INTERVAL = 2
+"""Seconds between Docker's health checks; `up` waits for the first one to pass."""
+HEALTH_TEST = [
+    "CMD", "busybox", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{DEBUG_PORT}/debug/health"
+]  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,16 +150,8 @@ class Registry(pulumi.ComponentResource):
                 )
             ],
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=[
-                    "CMD",
-                    "busybox",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    f"http://127.0.0.1:{DEBUG_PORT}/debug/health",
-                ],
-                interval="5s",
+                tests=HEALTH_TEST,
+                interval=f"{CHECK_INTERVAL}s",
                 timeout="2s",
                 retries=3,
             ),

@@ -21,6 +21,11 @@ LB_PORT = 80
 """Where every tier's load balancer listens, inside its network."""
 STATS_PORT = 8404
 """HAProxy's stats page and its own liveness URI (/healthz)."""
+LB_CHECK_INTERVAL = 2
+"""Seconds between Docker's health checks of a load balancer; `up` waits for the first."""
+LB_HEALTH_TEST = [
+    "CMD", "busybox", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{STATS_PORT}/healthz"
+]  # fmt: skip
 DOCKER_DNS = "127.0.0.11:53"
 MIN_SLOTS = 10
 """Server slots HAProxy keeps for DNS-discovered replicas; scaling within them needs no reload."""
@@ -253,16 +258,8 @@ class ServiceTier(pulumi.ComponentResource):
             ],
             ports=ports,
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=[
-                    "CMD",
-                    "busybox",
-                    "wget",
-                    "-q",
-                    "-O",
-                    "/dev/null",
-                    f"http://127.0.0.1:{STATS_PORT}/healthz",
-                ],
-                interval="5s",
+                tests=LB_HEALTH_TEST,
+                interval=f"{LB_CHECK_INTERVAL}s",
                 timeout="2s",
                 retries=2,
             ),

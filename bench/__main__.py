@@ -1,0 +1,7 @@
+"""Run every benchmark: `python -m bench` (or `make bench`)."""
+
+import runpy
+
+for module in ("bench.cli_help", "bench.up_vs_compose"):
+    print(f"== {module}")
+    runpy.run_module(module, run_name="__main__")
