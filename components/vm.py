@@ -33,7 +33,7 @@ class GuestImage:
             disk=str(path / "disk.qcow2"),
             kernel=str(path / "vmlinuz"),
             initrd=str(path / "initrd.img"),
-            cmdline=str(manifest["cmdline"]),
+            cmdline=str(manifest["kernel_cmdline"]),
         )
 
 

@@ -152,6 +152,6 @@ def guest_dir(tmp_path: Path) -> Path:
     for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
         (tmp_path / name).write_bytes(b"stand-in")
     (tmp_path / "manifest.json").write_text(
-        json.dumps({"version": "test", "cmdline": "root=/dev/vda console=ttyS0 ro"})
+        json.dumps({"version": "test", "kernel_cmdline": "root=/dev/vda console=ttyS0 ro"})
     )
     return tmp_path
