@@ -7,6 +7,7 @@ data names from the namespace, so two environments can share one engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +59,12 @@ class LibvirtPlacement(LibvirtHost):
     """VMs on a libvirt host: their storage pool, network and guest image."""
 
     pool: pulumi.Input[str]
+    data_pool: pulumi.Input[str]
+    """Where data disks go: a pool that outlives the environment's other resources."""
     network_id: pulumi.Input[str]
     image: GuestImageIds
+    find_kept: Callable[[str], str | None] = lambda volume: None
+    """The id of a data volume kept in ``data_pool`` from an earlier deployment, if any."""
 
 
 Placement = DockerPlacement | LibvirtPlacement

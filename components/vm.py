@@ -82,6 +82,7 @@ class DataDisk:
 
     name: str
     """The volume's name in the pool (without ``.qcow2``): see ``data_name``."""
+
     size_gib: int
 
 
@@ -142,11 +143,12 @@ class VirtualMachine(pulumi.ComponentResource):
             libvirt.Volume(
                 f"{name}-data-{disk.name}",
                 name=f"{disk.name}.qcow2",
-                pool=p.pool,
+                pool=p.data_pool,
                 size=disk.size_gib * GIB,
                 format="qcow2",
-                # Data is kept unless the user deletes it on purpose (destroy --delete-data).
-                opts=p.opts(self, retain_on_delete=True),
+                # Data is kept unless the user deletes it on purpose (destroy --delete-data),
+                # and a disk kept from before is taken over rather than made anew.
+                opts=p.opts(self, retain_on_delete=True, import_=p.find_kept(f"{disk.name}.qcow2")),
             )
             for disk in args.data_disks
         ]

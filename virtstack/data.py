@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from virtstack import hostcmd
+from virtstack.naming import data_pool
 from virtstack.spec import EnvironmentSpec
 
 # Libvirt data disks carry the image format as a suffix in the pool.
@@ -28,11 +29,6 @@ def data_pattern(spec: EnvironmentSpec, env: str) -> re.Pattern[str]:
     return re.compile("|".join(names))
 
 
-def pool_name(env: str) -> str:
-    """The libvirt storage pool of a VM environment (virtstack.targets.libvirt)."""
-    return f"{env}-pool"
-
-
 def find_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[str]:
     """The spec's data volumes that exist on the engine now."""
     pattern = data_pattern(spec, env)
@@ -45,9 +41,9 @@ def find_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[st
         )
         return sorted(n for n in out.split() if pattern.fullmatch(n))
     out = hostcmd.run(hostcmd.virsh_argv(uri, "pool-list", "--all", "--name"), uri=uri)
-    if pool_name(env) not in out.split():
+    if data_pool(env) not in out.split():
         return []
-    out = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", pool_name(env)), uri=uri)
+    out = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", data_pool(env)), uri=uri)
     names = (line.split()[0] for line in out.splitlines() if line.strip())
     return sorted(
         n for n in names if n.endswith(_DISK_SUFFIX) and pattern.fullmatch(n[: -len(_DISK_SUFFIX)])
@@ -64,6 +60,6 @@ def delete_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[
     else:
         for name in names:
             hostcmd.run(
-                hostcmd.virsh_argv(uri, "vol-delete", "--pool", pool_name(env), name), uri=uri
+                hostcmd.virsh_argv(uri, "vol-delete", "--pool", data_pool(env), name), uri=uri
             )
     return names

@@ -32,6 +32,7 @@ class Registered:
     custom: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    import_id: str
     provider: str
 
 
@@ -103,6 +104,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=request.custom,
                     retain_on_delete=request.retainOnDelete,
                     delete_before_replace=request.deleteBeforeReplace,
+                    import_id=request.importId,
                     provider=request.provider,
                 )
             )
@@ -144,6 +146,16 @@ def run() -> Iterator[Run]:
 
     yield go
     pulumi.runtime.set_all_config({}, [])
+
+
+@pytest.fixture(autouse=True)
+def no_kept_data(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No libvirt to ask in this tier: kept data is whatever a test puts in this mapping."""
+    kept: dict[str, str] = {}
+    monkeypatch.setattr(
+        "virtstack.targets.libvirt.KeptData._ask", lambda self, *args: kept.get(args[-1])
+    )
+    return kept
 
 
 @pytest.fixture

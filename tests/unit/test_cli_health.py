@@ -159,20 +159,22 @@ def test_docker_data_is_listed_and_removed_by_name(monkeypatch: pytest.MonkeyPat
     assert ran[-1] == ["docker", "--host", "unix:///d.sock", "volume", "rm", *removed]
 
 
-def test_libvirt_data_disks_in_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_libvirt_data_disks_in_the_data_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = parse_spec(
         {**read_config(FIXTURES.parents[2], "lab"), "virtstack:registry": {"enabled": True}}
     )
     listing = {
-        "pool-list": "lab-pool\nother-pool\n",
+        "pool-list": "lab-pool\nlab-data\nother-pool\n",
         "vol-list": (
             " lab-registry-data.qcow2   /p/lab-registry-data.qcow2\n"
             " lab-web-root-ab.qcow2      /p/lab-web-root-ab.qcow2\n"
         ),
     }
     deleted: list[str] = []
+    calls: list[list[str]] = []
 
     def run(argv, *, uri, timeout=0):
+        calls.append(list(argv))
         if "vol-delete" in argv:
             deleted.append(argv[-1])
             return ""
@@ -181,6 +183,7 @@ def test_libvirt_data_disks_in_the_pool(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(hostcmd, "run", run)
     assert data.delete_data(spec, "lab", "libvirt", "qemu:///system") == ["lab-registry-data.qcow2"]
     assert deleted == ["lab-registry-data.qcow2"]
+    assert calls[-1][-3:] == ["--pool", "lab-data", "lab-registry-data.qcow2"]
 
 
 # -- the engine boundary ----------------------------------------------------------------

@@ -40,7 +40,12 @@ IMAGE = GuestImageIds(
     disk="disk-id", kernel="kernel-id", initrd="initrd-id", cmdline="root=/dev/vda ro"
 )
 PLACEMENT = LibvirtPlacement(
-    namespace="lab", domain_type="qemu", pool="lab-pool", network_id="net-id", image=IMAGE
+    namespace="lab",
+    domain_type="qemu",
+    pool="lab-pool",
+    data_pool="lab-data",
+    network_id="net-id",
+    image=IMAGE,
 )
 DOMAIN = "libvirt:index/domain:Domain"
 VOLUME = "libvirt:index/volume:Volume"

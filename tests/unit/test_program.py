@@ -98,6 +98,38 @@ def test_a_vm_environment_needs_a_built_guest_image(run, tmp_path: Path):
         run(main, config, stack="lab")
 
 
+def test_kept_data_is_adopted_not_recreated(run, guest_dir: Path, no_kept_data):
+    config = config_of(
+        "lab",
+        images={"guest": str(guest_dir)},
+        tiers=[
+            {
+                "name": "db",
+                "image": "unused",
+                "command": ["db"],
+                "stateful": True,
+                "volume": {"name": "db-data", "path": "/data"},
+            }
+        ],
+    )
+    fresh = run(main, config, stack="lab")
+    assert fresh.named("lab-data").import_id == ""
+    disk = fresh.named("lab-db-replica-0-data-lab-db-data-0")
+    assert disk.inputs["pool"] == "lab-data"
+    assert disk.import_id == ""
+    assert disk.retain_on_delete
+    assert fresh.named("lab-data").retain_on_delete
+    assert not fresh.named("lab-pool").retain_on_delete
+    # After a destroy that kept the data, the next deployment takes it over.
+    no_kept_data["lab-data"] = "pool-uuid"
+    no_kept_data["lab-db-data-0.qcow2"] = "/var/lib/virtstack/pools/lab-data/lab-db-data-0.qcow2"
+    again = run(main, config, stack="lab")
+    assert again.named("lab-data").import_id == "pool-uuid"
+    assert again.named("lab-db-replica-0-data-lab-db-data-0").import_id == (
+        "/var/lib/virtstack/pools/lab-data/lab-db-data-0.qcow2"
+    )
+
+
 def test_extra_cloud_config_reaches_the_vm(run, guest_dir: Path):
     d = run(main, config_of("staging", images={"guest": str(guest_dir)}), stack="staging")
     assert "curl" in d.named("staging-tools-seed").inputs["userData"]

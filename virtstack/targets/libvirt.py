@@ -26,7 +26,8 @@ from components import (
     VirtualMachineArgs,
 )
 from components.cloudinit import user_data
-from virtstack.errors import SpecError
+from virtstack import hostcmd, naming
+from virtstack.errors import EngineCommandError, EngineUnreachableError, SpecError
 from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import DeployContext, Outputs, Target
 from virtstack.targets.convert import stack_tiers
@@ -72,6 +73,29 @@ def check_vm_networks(spec: EnvironmentSpec) -> list[str]:
     return []
 
 
+class KeptData:
+    """Finds data a previous deployment of the environment left on the libvirt host."""
+
+    def __init__(self, uri: str, pool: str) -> None:
+        self.uri = uri
+        self.pool = pool
+
+    def _ask(self, *args: str) -> str | None:
+        try:
+            return hostcmd.run(hostcmd.virsh_argv(self.uri, *args), uri=self.uri).strip() or None
+        except (EngineCommandError, EngineUnreachableError):
+            # Not there; or no answer, which the provider reports better in a moment.
+            return None
+
+    def pool_id(self) -> str | None:
+        """The kept data pool's UUID, or None when there is none to adopt."""
+        return self._ask("pool-uuid", self.pool)
+
+    def volume_id(self, volume: str) -> str | None:
+        """A kept data volume's key (its id for the provider), or None."""
+        return self._ask("vol-key", "--pool", self.pool, volume)
+
+
 def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Pool, networks, guest image, then the spec's tiers, registry, VMs and hosts as VMs."""
     problems = check_guest_image(spec)
@@ -81,12 +105,25 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=uri)
     domain_type = spec.engine.domain_type or target.domain_type or "kvm"
     host = LibvirtHost(namespace=ctx.env, provider=provider, domain_type=domain_type)
+    path = naming.pool_path(ctx.env, spec.engine.pool_path)
     pool = libvirt.Pool(
-        f"{ctx.env}-pool",
-        name=f"{ctx.env}-pool",
+        naming.pool(ctx.env),
+        name=naming.pool(ctx.env),
         type="dir",
-        path=spec.engine.pool_path or f"/var/lib/virtstack/pools/{ctx.env}",
+        path=path,
         opts=pulumi.ResourceOptions(provider=provider),
+    )
+    kept = KeptData(uri, naming.data_pool(ctx.env))
+    # Data disks live in a pool of their own that destroy leaves in place (with them);
+    # the next deployment adopts both instead of failing on names already taken.
+    data_pool = libvirt.Pool(
+        naming.data_pool(ctx.env),
+        name=naming.data_pool(ctx.env),
+        type="dir",
+        path=f"{path}-data",
+        opts=pulumi.ResourceOptions(
+            provider=provider, retain_on_delete=True, import_=kept.pool_id()
+        ),
     )
     networks = {
         n.name: Network(f"{ctx.env}-{n.name}", NetworkArgs(placement=host, cidr=str(n.cidr)))
@@ -104,8 +141,10 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
             provider=provider,
             domain_type=domain_type,
             pool=pool.name,
+            data_pool=data_pool.name,
             network_id=net.network_id,
             image=image.ids,
+            find_kept=kept.volume_id,
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
