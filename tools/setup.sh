@@ -48,6 +48,13 @@ start_docker() {
 }
 
 start_libvirt() {
+    # /dev/kvm may carry a group id that is not this system's kvm group (a container on a
+    # host with other ids). libvirt then finds its cached QEMU capabilities stale on every
+    # call and probes QEMU again, seconds each time: give the device to the kvm group.
+    if [ -e /dev/kvm ] && getent group kvm >/dev/null \
+        && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+        as_root chgrp kvm /dev/kvm
+    fi
     if virsh -c qemu:///system version >/dev/null 2>&1; then echo "libvirtd answers"; return; fi
     pgrep -x virtlogd >/dev/null || as_root setsid virtlogd -d
     pgrep -x libvirtd >/dev/null || as_root setsid libvirtd -d

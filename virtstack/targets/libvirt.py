@@ -122,7 +122,12 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
         type="dir",
         path=f"{path}-data",
         opts=pulumi.ResourceOptions(
-            provider=provider, retain_on_delete=True, import_=kept.pool_id()
+            provider=provider,
+            retain_on_delete=True,
+            import_=kept.pool_id(),
+            # The provider reads no path back from an existing pool; adopting one must
+            # not look like a change of directory.
+            ignore_changes=["path"],
         ),
     )
     networks = {
