@@ -86,6 +86,13 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
     finally:
         cli(project, "destroy", name, "--yes", "--delete-data")
+        # The provider leaves the local tags it made for pushing (as `docker tag` would).
+        tags = run(
+            "docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+            "--filter", f"reference={env.registry}/*/*",
+        ).stdout  # fmt: skip
+        for tag in tags.split():
+            run("docker", "image", "rm", tag, check=False)  # the tag only, never the image
         leftovers = remove_leftovers(name)
         assert leftovers == [], f"destroy left {leftovers}"
 
@@ -217,10 +224,10 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
     assert httpx.get(kv, timeout=10).text.strip() == "forty-two"
     db_before = docker_inspect(f"{dev.name}-db-0")
     assert db_before is not None
-    # A new db image: same program, a label more, so a new image id and digest.
+    # A new db image: same program, a label naming this run, so a new image id and digest.
     variant = f"{dev.name}-demo:2"
     run(
-        "docker", "build", "-q", "--label", "virtstack.test=variant", "-t", variant,
+        "docker", "build", "-q", "--label", f"virtstack.test={dev.name}", "-t", variant,
         "--build-arg", "BASE=virtstack/busybox:1", str(PROJECT / "images" / "demo"),
         timeout=300,
     )  # fmt: skip
@@ -235,6 +242,8 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
         assert httpx.get(kv, timeout=10).text.strip() == "forty-two"
     finally:
         dev.set("tiers[2].image", "virtstack/demo:1")
+        dev.run("up", dev.name, "--yes")
+        run("docker", "image", "rm", variant, check=False)
 
 
 def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
