@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from virtstack import hostcmd
+from virtstack import hostcmd, naming
 from virtstack.errors import EngineCommandError, SpecError
 from virtstack.spec import EnvironmentSpec, key
 
@@ -88,6 +89,41 @@ def docker_problems(
         yield f"{where}: {address}:{port} is already in use by {by}"
 
 
+def host_memory_mib(uri: str) -> int:
+    """The libvirt host's memory, from ``virsh nodeinfo``."""
+    for line in hostcmd.run(hostcmd.virsh_argv(uri, "nodeinfo"), uri=uri).splitlines():
+        label, _, value = line.partition(":")
+        if label.strip() == "Memory size":
+            return int(value.split()[0]) // 1024  # KiB
+    raise EngineCommandError(f"{uri}: virsh nodeinfo reported no memory size")
+
+
+def libvirt_problems(
+    spec: EnvironmentSpec,
+    env: str,
+    uri: str,
+    *,
+    memory: Callable[[str], int] = host_memory_mib,
+    local: bool = True,
+) -> Iterator[str]:
+    """What would make a deployment of ``spec`` as ``env`` on the libvirt at ``uri`` fail."""
+    if local:
+        path = Path(naming.pool_path(env, spec.engine.pool_path))
+        # libvirt makes the pool's directory, not the folders above it.
+        if not path.parent.is_dir():
+            where = key("engine", "pool_path")
+            yield f"{where}: {path.parent} does not exist on this host (pool {path})"
+    have = memory(uri)
+    sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
+    sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
+    sized += [
+        (key("container_hosts", i, "memory"), h.memory) for i, h in enumerate(spec.container_hosts)
+    ]
+    for where, mib in sized:
+        if mib > have:
+            yield f"{where}: {mib} MiB is more than the host {uri} has ({have} MiB)"
+
+
 def check(spec: EnvironmentSpec, env: str) -> None:
     """Raise :class:`SpecError` listing everything on the live engine that would fail ``env``."""
     from virtstack import targets  # imports Pulumi: not for --help
@@ -96,9 +132,10 @@ def check(spec: EnvironmentSpec, env: str) -> None:
 
     target = targets.get(spec.target)
     uri = target.uri(spec)
+    local = not is_remote(uri)
     if target.engine == "docker":
-        problems = list(docker_problems(spec, env, uri, local=not is_remote(uri)))
+        problems = list(docker_problems(spec, env, uri, local=local))
     else:
-        problems = check_guest_image(spec)
+        problems = [*check_guest_image(spec), *libvirt_problems(spec, env, uri, local=local)]
     if problems:
         raise SpecError(problems)

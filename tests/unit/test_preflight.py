@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from virtstack.preflight import docker_problems, port_owner
+from virtstack.preflight import docker_problems, libvirt_problems, port_owner
 from virtstack.spec import parse_spec
 
 SPEC = parse_spec(
@@ -72,3 +72,31 @@ def test_port_owner_sees_a_real_listener(monkeypatch):
         port = listener.getsockname()[1]
         assert port_owner(URI, "127.0.0.1", port) == ""
     assert port_owner(URI, "127.0.0.1", port) is None
+
+
+VM_SPEC = parse_spec(
+    {
+        "virtstack:target": "hostos",
+        "virtstack:engine": {"pool_path": "/nonexistent-parent/pools/lab"},
+        "virtstack:networks": [{"name": "lab", "cidr": "192.168.151.0/24"}],
+        "virtstack:vms": [{"name": "big", "memory": 65536}, {"name": "small", "memory": 512}],
+    }
+)
+
+
+def test_libvirt_problems_name_the_pool_path_and_oversized_vms():
+    found = list(libvirt_problems(VM_SPEC, "lab", "qemu:///system", memory=lambda uri: 24000))
+    assert found == [
+        "virtstack:engine.pool_path: /nonexistent-parent/pools does not exist on this host "
+        "(pool /nonexistent-parent/pools/lab)",
+        "virtstack:vms[0].memory: 65536 MiB is more than the host qemu:///system has (24000 MiB)",
+    ]
+
+
+def test_libvirt_problems_skip_the_path_on_a_remote_host(tmp_path):
+    found = list(
+        libvirt_problems(
+            VM_SPEC, "lab", "qemu+ssh://h/system", memory=lambda uri: 99999, local=False
+        )
+    )
+    assert found == []

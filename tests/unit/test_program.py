@@ -132,4 +132,7 @@ def test_kept_data_is_adopted_not_recreated(run, guest_dir: Path, no_kept_data):
 
 def test_extra_cloud_config_reaches_the_vm(run, guest_dir: Path):
     d = run(main, config_of("staging", images={"guest": str(guest_dir)}), stack="staging")
-    assert "curl" in d.named("staging-tools-seed").inputs["userData"]
+    assert (
+        "staging tools VM, deployed by virtstack"
+        in d.named("staging-tools-seed").inputs["userData"]
+    )
