@@ -62,4 +62,9 @@ def delete_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[
             hostcmd.run(
                 hostcmd.virsh_argv(uri, "vol-delete", "--pool", data_pool(env), name), uri=uri
             )
+        # The data pool outlives destroy for its disks' sake; empty now, it can go too.
+        remaining = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", data_pool(env)), uri=uri)
+        if not remaining.strip():
+            for step in ("pool-destroy", "pool-delete", "pool-undefine"):
+                hostcmd.run(hostcmd.virsh_argv(uri, step, data_pool(env)), uri=uri)
     return names

@@ -109,10 +109,12 @@ def libvirt_problems(
     """What would make a deployment of ``spec`` as ``env`` on the libvirt at ``uri`` fail."""
     if local:
         path = Path(naming.pool_path(env, spec.engine.pool_path))
-        # libvirt makes the pool's directory, not the folders above it.
-        if not path.parent.is_dir():
+        # libvirt makes the pool's directory and any folders above it, unless something
+        # in the way is not a folder.
+        blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
             where = key("engine", "pool_path")
-            yield f"{where}: {path.parent} does not exist on this host (pool {path})"
+            yield f"{where}: {blocker} is not a directory, so pool {path} cannot be made"
     have = memory(uri)
     sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
     sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]

@@ -183,7 +183,32 @@ def test_libvirt_data_disks_in_the_data_pool(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(hostcmd, "run", run)
     assert data.delete_data(spec, "lab", "libvirt", "qemu:///system") == ["lab-registry-data.qcow2"]
     assert deleted == ["lab-registry-data.qcow2"]
-    assert calls[-1][-3:] == ["--pool", "lab-data", "lab-registry-data.qcow2"]
+    [delete] = [c for c in calls if "vol-delete" in c]
+    assert delete[-3:] == ["--pool", "lab-data", "lab-registry-data.qcow2"]
+    # Other volumes are still in the data pool: it stays.
+    assert not [c for c in calls if "pool-undefine" in c]
+    # Once nothing is left in it, the data pool goes as well.
+    listing["vol-list"] = " lab-registry-data.qcow2   /p/lab-registry-data.qcow2\n"
+    after_delete = iter([listing["vol-list"], ""])
+    listing_run = run
+
+    def run_emptying(argv, *, uri, timeout=0):
+        if "vol-list" in argv:
+            calls.append(list(argv))
+            return next(after_delete)
+        if argv[-2].startswith("pool-") and argv[-2] != "pool-list":
+            calls.append(list(argv))
+            return ""
+        return listing_run(argv, uri=uri, timeout=timeout)
+
+    monkeypatch.setattr(hostcmd, "run", run_emptying)
+    calls.clear()
+    data.delete_data(spec, "lab", "libvirt", "qemu:///system")
+    assert [c[-2] for c in calls if c[-1] == "lab-data" and "pool" in c[-2]] == [
+        "pool-destroy",
+        "pool-delete",
+        "pool-undefine",
+    ]
 
 
 # -- the engine boundary ----------------------------------------------------------------

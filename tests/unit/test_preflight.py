@@ -84,12 +84,24 @@ VM_SPEC = parse_spec(
 )
 
 
-def test_libvirt_problems_name_the_pool_path_and_oversized_vms():
+def test_libvirt_problems_name_oversized_vms():
     found = list(libvirt_problems(VM_SPEC, "lab", "qemu:///system", memory=lambda uri: 24000))
+    # Missing folders above the pool are fine: libvirt makes them.
     assert found == [
-        "virtstack:engine.pool_path: /nonexistent-parent/pools does not exist on this host "
-        "(pool /nonexistent-parent/pools/lab)",
         "virtstack:vms[0].memory: 65536 MiB is more than the host qemu:///system has (24000 MiB)",
+    ]
+
+
+def test_libvirt_problems_name_a_pool_path_blocked_by_a_file(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    spec = VM_SPEC.model_copy(
+        update={"engine": VM_SPEC.engine.model_copy(update={"pool_path": f"{blocker}/pools/lab"})}
+    )
+    found = list(libvirt_problems(spec, "lab", "qemu:///system", memory=lambda uri: 999999))
+    assert found == [
+        f"virtstack:engine.pool_path: {blocker} is not a directory, "
+        f"so pool {blocker}/pools/lab cannot be made"
     ]
 
 
