@@ -11,8 +11,10 @@ cd "$project"
 packages=(
     docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-    qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs
+    qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
 )
+# actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
+ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -72,6 +74,13 @@ python_env() {
     echo "$want" > "$stamp"
 }
 
+actionlint() {
+    local bin
+    bin="$(go env GOPATH)/bin/actionlint"
+    if [ -x "$bin" ]; then echo "actionlint present"; return; fi
+    go install "$ACTIONLINT"
+}
+
 step "Debian packages";        install_packages
 step "Docker engine";          start_docker
 step "libvirt";                start_libvirt
@@ -79,3 +88,4 @@ step "Python environment";     python_env
 step "Pulumi toolchain";       bash tools/toolchain.sh
 step "Container images";       bash images/build.sh
 step "VM guest image";         bash images/guest/build.sh
+step "actionlint";             actionlint

@@ -62,6 +62,8 @@ class Services:
     delete_data: Callable[[EnvironmentSpec, str, str, str], list[str]]
     preflight: Callable[[EnvironmentSpec, str], None]
     """Checks on the live engine (images, ports, guest image) before anything changes."""
+    read_stats: Callable[[str, str], str]
+    """HAProxy's stats CSV of a load-balancer container: (engine uri, container)."""
 
     @classmethod
     def default(cls) -> Services:
@@ -75,6 +77,7 @@ class Services:
             find_data=data.find_data,
             delete_data=data.delete_data,
             preflight=preflight.check,
+            read_stats=health.container_stats,
         )
 
 
@@ -531,14 +534,64 @@ def scale(
     target: TargetOverride = None,
 ) -> None:
     """Set a tier's replica count in the stack file, then run up (so it is never drift)."""
+
+    _scale(_services(ctx), _ref(ctx, env, target), tier, replicas)
+
+
+def _scale(services: Services, ref: StackRef, tier: str, replicas: int) -> None:
+    """Write a tier's new replica count into the stack file, then deploy it."""
     from virtstack import health, operations
 
-    services = _services(ctx)
-    ref = _ref(ctx, env, target)
     change = operations.plan_scale(ref, tier, replicas)
     checked = change.checked
     health.require_reachable(checked.target.engine, checked.uri, services.probe)
-    services.preflight(checked.spec, env)  # before the file changes: a refusal leaves it be
+    services.preflight(checked.spec, ref.env)  # before the file changes: a refusal leaves it
     change.write()
     _console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
     _deploy(ref, services)
+
+
+@app.command()
+@_handled
+def autoscale(
+    ctx: typer.Context,
+    env: Env,
+    window: Annotated[
+        float,
+        typer.Option(help="Seconds of traffic to measure each tier's load over.", min=1),
+    ] = 60.0,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep measuring and scaling until interrupted.")
+    ] = False,
+) -> None:
+    """Apply the tiers' threshold rules once (or keep doing it with --watch).
+
+    A tier above its requests_per_replica_per_minute gets one more replica, one well
+    below it one fewer, within min..max; each change is a `scale`.
+    """
+    from virtstack import autoscale as rules
+    from virtstack import health, operations
+
+    services = _services(ctx)
+    ref = _ref(ctx, env, None)
+    while True:
+        checked = operations.load(ref)
+        if checked.target.engine != "docker":
+            raise UsageError(
+                f"autoscale {env}: the {checked.target.name} target has no threshold scaling"
+            )
+        health.require_reachable(checked.target.engine, checked.uri, services.probe)
+        decisions = rules.decide(
+            checked.spec, env, functools.partial(services.read_stats, checked.uri), window
+        )
+        for d in decisions:
+            verdict = f"→ {d.desired}" if d.changes else "stays"
+            _console().print(
+                f"{d.tier}: {d.per_replica_per_minute:.0f} requests/replica/min "
+                f"(threshold {d.threshold}), {d.replicas} replicas {verdict}"
+            )
+        for d in decisions:
+            if d.changes:
+                _scale(services, ref, d.tier, d.desired)
+        if not watch:
+            return

@@ -632,3 +632,36 @@ def test_engine_errors_outside_virtstack_are_not_swallowed(project: Path) -> Non
     engine = FakeEngine(fail=RuntimeError("bug"))
     result = invoke(project, make_services(engine), "up", "lab")
     assert isinstance(result.exception, RuntimeError)
+
+
+# -- autoscale --------------------------------------------------------------------------
+
+
+def _haproxy_counter(backend: str, requests: int) -> str:
+    return f"# pxname,svname,req_tot,type\n{backend},BACKEND,{requests},1\n"
+
+
+def test_autoscale_adds_a_replica_above_the_threshold(project: Path) -> None:
+    # dev: web and app have 2 replicas and a rule of 500 requests/replica/minute.
+    totals = {"dev-web-lb": iter([0, 25]), "dev-app-lb": iter([0, 4])}  # over 1 s
+    engine = FakeEngine(stack_outputs=_outputs())
+    services = make_services(engine)
+    services.read_stats = lambda uri, lb: _haproxy_counter(
+        f"be_{lb.removesuffix('-lb')}", next(totals[lb])
+    )
+    result = invoke(project, services, "autoscale", "dev", "--window", "1")
+    assert result.exit_code == 0, result.output
+    assert "web: 750 requests/replica/min (threshold 500), 2 replicas → 3" in result.stdout
+    assert "app: 120 requests/replica/min (threshold 500), 2 replicas stays" in result.stdout
+    spec = parse_spec(stackedit.plain(stackedit.load_file(project / "stacks" / "Pulumi.dev.yaml")))
+    assert spec.tier("web").replicas == 3
+    assert spec.tier("app").replicas == 2
+    assert "up" in engine.ops()
+
+
+def test_autoscale_is_refused_on_a_vm_target(project: Path) -> None:
+    engine = FakeEngine()
+    result = invoke(project, make_services(engine), "autoscale", "lab", "--window", "1")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "the hostos target has no threshold scaling" in result.stderr
+    assert engine.ops() == []
