@@ -268,6 +268,27 @@ def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: En
         assert password.value not in output
 
 
+def test_autoscale_adds_replicas_where_the_load_crosses_the_threshold(dev: Env) -> None:
+    # A low threshold on web, so the test's own modest load crosses it, and a high one on
+    # app, which sees the same load (thresholds change no infrastructure).
+    dev.set("tiers[0].scaling.requests_per_replica_per_minute", 60)
+    dev.set("tiers[1].scaling.requests_per_replica_per_minute", 1_000_000)
+    try:
+        with Load(dev.url) as load:
+            out = dev.run("autoscale", dev.name, "--window", "5")
+        assert load.failures == []
+        assert "web: " in out
+        assert "2 replicas → 3" in out
+        wait_for_replicas(dev.url, {f"{dev.name}-web-{i}" for i in range(3)})
+    finally:
+        dev.set("tiers[0].scaling.requests_per_replica_per_minute", 500)
+        dev.set("tiers[1].scaling.requests_per_replica_per_minute", 500)
+        dev.run("scale", dev.name, "web", "2")
+    assert "app: " in out
+    assert "2 replicas stays" in out
+    assert docker_inspect(f"{dev.name}-app-2") is None
+
+
 def test_destroy_keeps_data_and_up_brings_it_back(dev: Env) -> None:
     kv = f"{dev.url}cgi-bin/kv?kept"
     assert httpx.post(kv, content=b"still-here", timeout=10).status_code == 200
