@@ -100,11 +100,21 @@ class VirtualMachineArgs:
 
 
 def kernel_args(cmdline: str) -> list[dict[str, str]]:
-    """A kernel command line as the libvirt provider wants it: one map per argument."""
-    return [
-        {k: v} if sep else {"_": k}
-        for k, sep, v in (word.partition("=") for word in cmdline.split())
-    ]
+    """A kernel command line in the shape the libvirt provider reads back from a domain.
+
+    One map of the ``key=value`` arguments and one of the bare flags under ``_``, each
+    sorted: any other shape shows as a change on every preview and replaces the VM.
+    """
+    pairs: dict[str, str] = {}
+    flags: list[str] = []
+    for word in cmdline.split():
+        key, sep, value = word.partition("=")
+        if sep:
+            pairs[key] = value
+        else:
+            flags.append(word)
+    args = [dict(sorted(pairs.items()))] if pairs else []
+    return args + ([{"_": " ".join(sorted(flags))}] if flags else [])
 
 
 class VirtualMachine(pulumi.ComponentResource):

@@ -93,8 +93,13 @@ def remove_leftovers(prefix: str) -> list[str]:
             if vol.split():
                 virsh("vol-delete", vol.split()[0], "--pool", pool, check=False)
         virsh("pool-destroy", pool, check=False)
+        virsh("pool-delete", pool, check=False)
         virsh("pool-undefine", pool, check=False)
         removed.append(f"pool {pool}")
+    for net in names("virsh", "-c", LIBVIRT_URI, "net-list", "--all", "--name"):
+        virsh("net-destroy", net, check=False)
+        virsh("net-undefine", net, check=False)
+        removed.append(f"libvirt network {net}")
     return removed
 
 
