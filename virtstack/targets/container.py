@@ -18,7 +18,7 @@ from components import (
 )
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import stack_tiers
+from virtstack.targets.convert import registry_outputs, stack_outputs, stack_tiers
 
 
 def _slug(image: str) -> str:
@@ -103,11 +103,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 password=ctx.registry_password,
             ),
         )
-        outputs |= {
-            "registry": registry.endpoint,
-            "registry_username": registry.username,
-            "registry_password": registry.password,
-        }
+        outputs |= registry_outputs(registry)
         for image in sorted({t.image for t in spec.tiers}):
             images[image] = _push(image, registry, provider, f"{ctx.env}-image")
     tier_networks = {t.network for t in spec.tiers}
@@ -126,14 +122,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 lb_image=spec.images.lb,
             ),
         )
-        outputs |= {
-            "urls": stack.urls,
-            "images": images,
-            "tiers": {
-                name: {"endpoint": tier.endpoint, "replicas": tier.replica_names}
-                for name, tier in stack.tiers.items()
-            },
-        }
+        outputs |= stack_outputs(stack) | {"images": images}
     return outputs
 
 

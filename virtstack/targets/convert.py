@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pulumi
 
-from components import DataVolume, HealthCheck, Publish, StackTier, TierArgs
+from components import (
+    DataVolume,
+    HealthCheck,
+    Publish,
+    Registry,
+    ServiceStack,
+    StackTier,
+    TierArgs,
+)
 from virtstack.spec import EnvironmentSpec, TierSpec
 
 
@@ -43,3 +51,23 @@ def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> 
         )
         for t in spec.tiers
     ]
+
+
+def registry_outputs(registry: Registry) -> dict[str, object]:
+    """Stack outputs of an environment's registry (the password stays a secret)."""
+    return {
+        "registry": registry.endpoint,
+        "registry_username": registry.username,
+        "registry_password": registry.password,
+    }
+
+
+def stack_outputs(stack: ServiceStack) -> dict[str, object]:
+    """Stack outputs of an environment's tiers: published URLs, endpoints, replicas."""
+    return {
+        "urls": stack.urls,
+        "tiers": {
+            name: {"endpoint": tier.endpoint, "replicas": tier.replica_names}
+            for name, tier in stack.tiers.items()
+        },
+    }

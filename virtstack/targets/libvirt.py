@@ -29,8 +29,8 @@ from components.cloudinit import user_data
 from virtstack import hostcmd, naming
 from virtstack.errors import EngineCommandError, EngineUnreachableError, SpecError
 from virtstack.spec import EnvironmentSpec, key
-from virtstack.targets.base import DeployContext, Outputs, Target
-from virtstack.targets.convert import stack_tiers
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.convert import registry_outputs, stack_outputs, stack_tiers
 
 GUEST_VERSION_FILE = Path(__file__).resolve().parents[2] / "images" / "guest" / "VERSION"
 
@@ -165,23 +165,13 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
                 password=ctx.registry_password,
             ),
         )
-        outputs |= {
-            "registry": registry.endpoint,
-            "registry_username": registry.username,
-            "registry_password": registry.password,
-        }
+        outputs |= registry_outputs(registry)
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
             ServiceStackArgs(placement=on(spec.tiers[0].network), tiers=stack_tiers(spec, {})),
         )
-        outputs |= {
-            "urls": stack.urls,
-            "tiers": {
-                name: {"endpoint": tier.endpoint, "replicas": tier.replica_names}
-                for name, tier in stack.tiers.items()
-            },
-        }
+        outputs |= stack_outputs(stack)
     vms: dict[str, object] = {}
     for vm in spec.vms:
         for i in range(vm.count):
@@ -221,3 +211,34 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
             )
             hosts[name] = ch.docker_host
     return outputs | {"vms": vms, "container_hosts": hosts}
+
+
+def vm_target(
+    *, name: str, summary: str, uri_schemes: tuple[str, ...], domain_type: str, remote: bool
+) -> Target:
+    """A target deploying onto libvirt: hostos and hypervisor differ only in these."""
+    capabilities = {
+        Capability.SERVICE_TIERS,
+        Capability.REGISTRY,
+        Capability.PERSISTENT_DATA,
+        Capability.VMS,
+        Capability.CONTAINER_HOSTS,
+    }
+    if remote:
+        capabilities.add(Capability.REMOTE_ENGINE)
+
+    def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
+        return deploy_vms(target, spec, ctx)
+
+    target = Target(
+        name=name,
+        summary=summary,
+        engine="libvirt",
+        default_uri="qemu:///system",
+        uri_schemes=uri_schemes,
+        capabilities=frozenset(capabilities),
+        domain_type=domain_type,
+        deploy=deploy,
+        extra_checks=check_vm_networks,
+    )
+    return target
