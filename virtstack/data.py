@@ -6,9 +6,11 @@ only the ones the spec names, so another environment's data on the same engine i
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from virtstack import hostcmd
+from virtstack.errors import EngineCommandError
 from virtstack.naming import data_pool
 from virtstack.spec import EnvironmentSpec
 
@@ -53,18 +55,19 @@ def find_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[st
 def delete_data(spec: EnvironmentSpec, env: str, engine: str, uri: str) -> list[str]:
     """Remove the spec's data volumes from the engine; the names removed."""
     names = find_data(spec, env, engine, uri)
-    if not names:
-        return []
     if engine == "docker":
-        hostcmd.run(hostcmd.docker_argv(uri, "volume", "rm", *names), uri=uri)
-    else:
-        for name in names:
-            hostcmd.run(
-                hostcmd.virsh_argv(uri, "vol-delete", "--pool", data_pool(env), name), uri=uri
-            )
-        # The data pool outlives destroy for its disks' sake; empty now, it can go too.
+        if names:
+            hostcmd.run(hostcmd.docker_argv(uri, "volume", "rm", *names), uri=uri)
+        return names
+    for name in names:
+        hostcmd.run(hostcmd.virsh_argv(uri, "vol-delete", "--pool", data_pool(env), name), uri=uri)
+    # The data pool outlives destroy for its disks' sake; empty, it can go too.
+    pools = hostcmd.run(hostcmd.virsh_argv(uri, "pool-list", "--all", "--name"), uri=uri)
+    if data_pool(env) in pools.split():
         remaining = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", data_pool(env)), uri=uri)
         if not remaining.strip():
-            for step in ("pool-destroy", "pool-delete", "pool-undefine"):
+            with contextlib.suppress(EngineCommandError):  # already stopped
+                hostcmd.run(hostcmd.virsh_argv(uri, "pool-destroy", data_pool(env)), uri=uri)
+            for step in ("pool-delete", "pool-undefine"):
                 hostcmd.run(hostcmd.virsh_argv(uri, step, data_pool(env)), uri=uri)
     return names
