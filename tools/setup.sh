@@ -9,7 +9,7 @@ cd "$project"
 # Debian packages the toolkit and its tests use (the engines, the real consumers of every
 # rendered file, the image builders).
 packages=(
-    docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
+    python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
 )
