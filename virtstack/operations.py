@@ -230,12 +230,16 @@ class PulumiEngine:
     def up(self, ref: StackRef, on_event: OnEvent) -> None:
         log = EventLog(on_event)
         with _failures("up", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).up(on_event=log, config_file=config_file, color="never")
+            self._stack(ref).up(
+                on_event=log, config_file=config_file, color="never", parallel=_parallel(ref)
+            )
 
     def destroy(self, ref: StackRef, on_event: OnEvent) -> None:
         log = EventLog(on_event)
         with _failures("destroy", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).destroy(on_event=log, config_file=config_file, color="never")
+            self._stack(ref).destroy(
+                on_event=log, config_file=config_file, color="never", parallel=_parallel(ref)
+            )
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None:
         log = EventLog(on_event)
@@ -246,6 +250,16 @@ class PulumiEngine:
         with _failures("outputs", ref, EventLog()):
             found = self._stack(ref).outputs()
         return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
+
+
+def _parallel(ref: StackRef) -> int | None:
+    """How many resource operations the engine may run at once (None: Pulumi's default).
+
+    The libvirt provider shares one connection between operations, and a cloud-init ISO
+    upload running beside a domain deletion was seen to hang both forever: on libvirt,
+    one operation at a time.
+    """
+    return 1 if load(ref).target.engine == "libvirt" else None
 
 
 def _toolchain_for(project: Path) -> tuple[dict[str, str], Path]:

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 
+#: Seconds one engine test may take, its fixtures' setup included (a VM environment's
+#: first test waits for four guests to boot under emulation).
+ENGINE_TEST_TIMEOUT = 1500
+
 #: Passphrase of the throwaway stacks' secrets (their state lives in a tmp dir).
 TEST_PASSPHRASE = "virtstack-engine-tests"
 
@@ -62,6 +66,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.engine)
+            # A hung engine fails its test in bounded time instead of eating the CI run.
+            item.add_marker(pytest.mark.timeout(ENGINE_TEST_TIMEOUT))
 
 
 def unavailable(reason: str) -> NoReturn:

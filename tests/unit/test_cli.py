@@ -665,3 +665,13 @@ def test_autoscale_is_refused_on_a_vm_target(project: Path) -> None:
     assert result.exit_code == EXIT_BAD_INPUT
     assert "the hostos target has no threshold scaling" in result.stderr
     assert engine.ops() == []
+
+
+def test_libvirt_environments_run_one_operation_at_a_time(project: Path) -> None:
+    from virtstack.operations import StackRef, _parallel
+
+    assert _parallel(StackRef(project=project, env="lab")) == 1
+    assert _parallel(StackRef(project=project, env="staging")) == 1
+    assert _parallel(StackRef(project=project, env="dev")) is None
+    # The target override decides, not the file.
+    assert _parallel(StackRef(project=project, env="staging", target="hostos")) == 1
