@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NoReturn
 
 import httpx
+import pytest
 from tenacity import retry, stop_after_delay, wait_fixed
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a developer machine; fail in CI, where everything must be there."""
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(name: str, install: str, also_in: Iterable[Path] = ()) -> str:
+    """The path of command ``name`` (on PATH or in ``also_in``), else :func:`unavailable`."""
+    found = shutil.which(name) or next(
+        (str(d / name) for d in also_in if (d / name).is_file()), None
+    )
+    if found is None:
+        unavailable(f"{name} is not installed ({install})")
+    return found
 
 
 def free_port() -> int:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from components.service import haproxy_config
+from tests.support import require_tool
 from virtstack import targets
 from virtstack.spec import EnvironmentSpec, parse_spec
 from virtstack.stackfiles import environments, read_config
@@ -19,14 +18,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _require(tool: str) -> str:
-    """The path of ``tool``; in CI a missing tool fails the run instead of skipping."""
-    path = shutil.which(tool)
-    if path is None:
-        message = f"{tool} is not installed (.ci/run installs it from Debian)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+    return require_tool(tool, ".ci/run installs it from Debian")
 
 
 @pytest.fixture

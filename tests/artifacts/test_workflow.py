@@ -11,8 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.support import require_tool
 
 PROJECT = Path(__file__).resolve().parents[2]
 WORKFLOW = PROJECT / ".github" / "workflows" / "preview.yml"
@@ -23,17 +24,9 @@ INSTALL = {
 
 
 def _tool(name: str) -> str:
-    """The tool's path; in CI a missing tool fails the run instead of skipping."""
     gopath = Path(os.environ.get("GOPATH") or Path.home() / "go")
-    candidates = [Path(os.environ["GOBIN"]) / name] if os.environ.get("GOBIN") else []
-    candidates.append(gopath / "bin" / name)
-    found = shutil.which(name) or next((str(p) for p in candidates if p.is_file()), None)
-    if found is None:
-        message = f"{name} is not installed ({INSTALL[name]})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    gobin = [Path(os.environ["GOBIN"])] if os.environ.get("GOBIN") else []
+    return require_tool(name, INSTALL[name], [*gobin, gopath / "bin"])
 
 
 def actionlint(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

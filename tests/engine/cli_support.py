@@ -6,36 +6,28 @@ touches the repository's stacks or state.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner, Result
 
 from tests.engine.harness import PROJECT, docker_inspect, run
+from tests.support import unavailable
 from virtstack.cli import app
 
 IMAGES = ("virtstack/busybox:1", "virtstack/base:bookworm-1", "virtstack/demo:1")
-
-
-def missing(what: str) -> None:
-    """Skip on a developer machine; fail in CI, where everything must be there."""
-    if os.environ.get("CI"):
-        pytest.fail(what)
-    pytest.skip(what)
 
 
 def make_project(tmp_path: Path) -> Path:
     """A project directory with the repo's program, venv and toolchain, and no stacks."""
     toolchain = PROJECT / ".virtstack" / "toolchain"
     if not (toolchain / "bin" / "pulumi").exists():
-        missing(f"no Pulumi toolchain at {toolchain} (tools/toolchain.sh)")
+        unavailable(f"no Pulumi toolchain at {toolchain} (tools/toolchain.sh)")
     if run("docker", "version", check=False).returncode != 0:
-        missing("no Docker engine")
+        unavailable("no Docker engine")
     for image in IMAGES:
         if docker_inspect(image) is None:
-            missing(f"image {image} is not built (images/build.sh)")
+            unavailable(f"image {image} is not built (images/build.sh)")
     project = tmp_path / "project"
     (project / "stacks").mkdir(parents=True)
     shutil.copy2(PROJECT / "Pulumi.yaml", project / "Pulumi.yaml")

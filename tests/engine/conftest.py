@@ -18,20 +18,19 @@ Fixtures (see the README of this tier in tools/TOOLCHAIN.md):
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.engine import harness
 from tests.engine.harness import LABEL, PROJECT, run
-from tests.support import wait_until_serving
+from tests.support import unavailable, wait_until_serving
 from virtstack import engine
 from virtstack.errors import ToolchainMissingError
 
@@ -68,13 +67,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.engine)
             # A hung engine fails its test in bounded time instead of eating the CI run.
             item.add_marker(pytest.mark.timeout(ENGINE_TEST_TIMEOUT))
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip on a developer machine; fail in CI, where everything must be there."""
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
