@@ -21,15 +21,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from virtstack_components import registry, service
+from virtstack_components.registry import CONFIG_PATH, HTPASSWD_PATH, STORAGE_DIR, htpasswd_line
+from virtstack_components.service import (
+    LB_PORT,
+    HealthCheck,
+    TierArgs,
+    haproxy_config,
+    health_command,
+)
+from virtstack_components.templating import render
 
-from components import registry, service
-from components.registry import CONFIG_PATH, HTPASSWD_PATH, STORAGE_DIR, htpasswd_line
-from components.service import LB_PORT, HealthCheck, TierArgs, haproxy_config, health_command
 from tests.engine.cli_support import make_project, ok
 from tests.support import free_port
 from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
-from virtstack.templating import render
 
 PROJECT = Path(__file__).resolve().parents[1]
 

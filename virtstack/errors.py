@@ -6,9 +6,8 @@ Every message is one line per problem and names the config key, host or file at 
 
 from __future__ import annotations
 
-
-class VirtstackError(Exception):
-    """Base of every error virtstack raises on purpose."""
+# The root and the components' own errors live with the components (the lowest layer).
+from virtstack_components.errors import ComponentError, TemplateError, VirtstackError
 
 
 class SpecError(VirtstackError):
@@ -22,16 +21,8 @@ class SpecError(VirtstackError):
         super().__init__("\n".join(problems))
 
 
-class TemplateError(VirtstackError):
-    """A template is missing or was rendered without a value it needs."""
-
-
 class ToolchainMissingError(VirtstackError):
     """The Pulumi CLI or a pinned provider plugin is not installed."""
-
-
-class ComponentError(VirtstackError):
-    """A component was given arguments it cannot build."""
 
 
 class EnvironmentNotFoundError(VirtstackError):
@@ -65,3 +56,18 @@ class OperationError(VirtstackError):
         self.env = env
         self.problems = problems
         super().__init__("\n".join(f"{operation} {env}: {p}" for p in problems))
+
+
+__all__ = [
+    "ComponentError",
+    "EngineCommandError",
+    "EngineUnreachableError",
+    "EnvironmentExistsError",
+    "EnvironmentNotFoundError",
+    "OperationError",
+    "SpecError",
+    "TemplateError",
+    "ToolchainMissingError",
+    "UsageError",
+    "VirtstackError",
+]

@@ -14,13 +14,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml.comments import CommentedMap
+from virtstack_components.templating import render
 
 from virtstack import stackedit
 from virtstack.errors import EnvironmentExistsError, UsageError, VirtstackError
 from virtstack.operations import Checked, check_config
 from virtstack.spec import NAMESPACE, Name
 from virtstack.stackfiles import environments, read_config, stack_file
-from virtstack.templating import render
 
 # New VM environments get the first free 192.168.x.0/24 from x = 150, clear of the other
 # environments' networks; containers the first free host ports.

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from virtstack_components.service import haproxy_config
 
-from components.service import haproxy_config
 from tests.support import require_tool
 from virtstack import targets
 from virtstack.spec import EnvironmentSpec, parse_spec

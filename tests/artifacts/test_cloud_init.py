@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from virtstack_components.cloudinit import user_data
+from virtstack_components.registry import htpasswd_line
+from virtstack_components.templating import render
 
-from components.cloudinit import user_data
-from components.registry import htpasswd_line
 from tests.artifacts.conftest import shipped_haproxy_configs
-from virtstack.templating import render
 
 COMMON = {"user": "virtstack", "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a@b"]}
 LB_CONFIG = next(c for c in shipped_haproxy_configs().values() if "\n    server " in c)

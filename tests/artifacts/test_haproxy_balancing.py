@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from virtstack_components.service import HealthCheck, TierArgs, haproxy_config
 
-from components.service import HealthCheck, TierArgs, haproxy_config
 from tests.support import free_port, hit, stop, wait_until_serving
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from virtstack_components.registry import htpasswd_line
+from virtstack_components.templating import render
 
-from components.registry import htpasswd_line
 from tests.support import free_port, stop, wait_until_serving
-from virtstack.templating import render
 
 
 @pytest.fixture

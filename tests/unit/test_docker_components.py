@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pytest
-
-from components import (
+from virtstack_components import (
     DataVolume,
     DockerPlacement,
     HealthCheck,
@@ -21,8 +20,9 @@ from components import (
     StackTier,
     TierArgs,
 )
-from components.registry import HTPASSWD_PATH, htpasswd_line
-from components.service import UPSTREAM_ENV
+from virtstack_components.registry import HTPASSWD_PATH, htpasswd_line
+from virtstack_components.service import UPSTREAM_ENV
+
 from virtstack.errors import ComponentError
 
 PLACEMENT = DockerPlacement(namespace="dev")

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from components import (
+from virtstack_components import (
     BaseImage,
     BaseImageArgs,
     ContainerHost,
@@ -30,8 +29,9 @@ from components import (
     VirtualMachine,
     VirtualMachineArgs,
 )
-from components.cloudinit import content_hash, user_data
-from components.vm import kernel_args
+from virtstack_components.cloudinit import content_hash, user_data
+from virtstack_components.vm import kernel_args
+
 from tests.unit.conftest import MOCK_ADDRESS
 from virtstack.errors import ComponentError
 

@@ -6,8 +6,7 @@ import re
 
 import pulumi
 import pulumi_docker as docker
-
-from components import (
+from virtstack_components import (
     DockerPlacement,
     Network,
     NetworkArgs,
@@ -16,6 +15,7 @@ from components import (
     ServiceStack,
     ServiceStackArgs,
 )
+
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import registry_outputs, stack_outputs, stack_tiers

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pulumi
-
-from components import (
+from virtstack_components import (
     DataVolume,
     HealthCheck,
     Publish,
@@ -13,6 +12,7 @@ from components import (
     StackTier,
     TierArgs,
 )
+
 from virtstack.spec import EnvironmentSpec, TierSpec
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_libvirt as libvirt
-
-from components import (
+from virtstack_components import (
     BaseImage,
     BaseImageArgs,
     ContainerHost,
@@ -25,7 +24,8 @@ from components import (
     VirtualMachine,
     VirtualMachineArgs,
 )
-from components.cloudinit import user_data
+from virtstack_components.cloudinit import user_data
+
 from virtstack import hostcmd, naming
 from virtstack.errors import EngineCommandError, EngineUnreachableError, SpecError
 from virtstack.spec import EnvironmentSpec, key

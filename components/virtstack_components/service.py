@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, replace
 import pulumi
 import pulumi_docker as docker
 
-from components.cloudinit import user_data
-from components.network import Network, NetworkArgs
-from components.placement import DockerPlacement, LibvirtPlacement
-from components.vm import DataDisk, VirtualMachine, VirtualMachineArgs
-from virtstack.errors import ComponentError
-from virtstack.templating import render
+from virtstack_components.cloudinit import user_data
+from virtstack_components.errors import ComponentError
+from virtstack_components.network import Network, NetworkArgs
+from virtstack_components.placement import DockerPlacement, LibvirtPlacement
+from virtstack_components.templating import render
+from virtstack_components.vm import DataDisk, VirtualMachine, VirtualMachineArgs
 
 LB_PORT = 80
 """Where every tier's load balancer listens, inside its network."""

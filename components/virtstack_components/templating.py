@@ -9,9 +9,13 @@ from typing import Any
 import jinja2
 import yaml
 
-from virtstack.errors import TemplateError
+from virtstack_components.errors import TemplateError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+_HERE = Path(__file__).resolve().parent
+# A wheel carries the templates inside the package; a checkout has them at its top level.
+TEMPLATES_DIR = (
+    _HERE / "templates" if (_HERE / "templates").is_dir() else _HERE.parents[1] / "templates"
+)
 
 
 def _to_yaml(value: Any) -> str:

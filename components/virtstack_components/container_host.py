@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.cloudinit import user_data
-from components.placement import LibvirtPlacement
-from components.vm import VirtualMachine, VirtualMachineArgs
+from virtstack_components.cloudinit import user_data
+from virtstack_components.placement import LibvirtPlacement
+from virtstack_components.vm import VirtualMachine, VirtualMachineArgs
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pulumi
 import pulumi_libvirt as libvirt
 
-from components.cloudinit import content_hash
-from components.placement import GuestImageIds, LibvirtHost, LibvirtPlacement
+from virtstack_components.cloudinit import content_hash
+from virtstack_components.placement import GuestImageIds, LibvirtHost, LibvirtPlacement
 
 GIB = 1024**3
 

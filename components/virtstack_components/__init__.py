@@ -4,16 +4,16 @@ Each is a ``ComponentResource`` of type ``virtstack:<module>:<Name>`` with a typ
 class; they know nothing of the spec or the CLI and can be used from any Pulumi program.
 """
 
-from components.container_host import ContainerHost, ContainerHostArgs
-from components.network import Network, NetworkArgs
-from components.placement import (
+from virtstack_components.container_host import ContainerHost, ContainerHostArgs
+from virtstack_components.network import Network, NetworkArgs
+from virtstack_components.placement import (
     DockerPlacement,
     GuestImageIds,
     LibvirtHost,
     LibvirtPlacement,
 )
-from components.registry import Registry, RegistryArgs
-from components.service import (
+from virtstack_components.registry import Registry, RegistryArgs
+from virtstack_components.service import (
     DataVolume,
     HealthCheck,
     Publish,
@@ -24,7 +24,7 @@ from components.service import (
     StackTier,
     TierArgs,
 )
-from components.vm import (
+from virtstack_components.vm import (
     BaseImage,
     BaseImageArgs,
     DataDisk,

@@ -8,8 +8,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_libvirt as libvirt
 
-from components.placement import DockerPlacement, LibvirtHost
-from virtstack.errors import ComponentError
+from virtstack_components.errors import ComponentError
+from virtstack_components.placement import DockerPlacement, LibvirtHost
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,11 +10,11 @@ import bcrypt
 import pulumi
 import pulumi_docker as docker
 
-from components.cloudinit import user_data
-from components.placement import DockerPlacement, LibvirtPlacement
-from components.vm import DataDisk, VirtualMachine, VirtualMachineArgs
-from virtstack.errors import ComponentError
-from virtstack.templating import render
+from virtstack_components.cloudinit import user_data
+from virtstack_components.errors import ComponentError
+from virtstack_components.placement import DockerPlacement, LibvirtPlacement
+from virtstack_components.templating import render
+from virtstack_components.vm import DataDisk, VirtualMachine, VirtualMachineArgs
 
 REGISTRY_PORT = 5000
 DEBUG_PORT = 5001

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from virtstack.templating import render
+from virtstack_components.templating import render
 
 
 def user_data(role: str, extra: Mapping[str, Any] | None = None, **context: Any) -> str:

@@ -1,0 +1,83 @@
+"""The engine adapter interface and the plain records adapters return."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from virtstack.spec import EnvironmentSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reachability:
+    """Whether an engine answered, and its version or why not."""
+
+    engine: str
+    uri: str
+    reachable: bool
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerHealth:
+    """One backend server of a load balancer, as HAProxy sees it."""
+
+    name: str
+    address: str
+    status: str
+    """``UP``, ``DOWN``, ``MAINT``, ``no check``, or a transition like ``DOWN 1/2``."""
+    check: str
+    """The last health check's result (``L7OK 200``, ``L4CON``, ...)."""
+
+    @property
+    def up(self) -> bool:
+        return self.status.startswith("UP") or self.status == "no check"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TierHealth:
+    """The backends of one tier's load balancer (or why they could not be read)."""
+
+    tier: str
+    lb: str
+    servers: list[ServerHealth]
+    unused_slots: int = 0
+    """DNS-discovered servers reserve slots up to the tier's max; these are empty."""
+    error: str | None = None
+
+
+class EngineAdapter(Protocol):
+    """Everything virtstack does to an engine directly, outside a Pulumi run.
+
+    ``uri`` is always the environment's engine endpoint (``engine.uri`` or the target's
+    default); ``env`` its name; ``outputs`` the stack's plain output values.
+    """
+
+    kind: str
+    """A word for messages: ``docker``, ``libvirt``."""
+    parallel: int | None
+    """Resource operations Pulumi may run at once on this engine (None: Pulumi's default)."""
+
+    def probe(self, uri: str) -> Reachability:
+        """Ask the engine to answer (a version or a host name), within a few seconds."""
+        ...
+
+    def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        """What on the live engine would make a deployment fail, one line per problem."""
+        ...
+
+    def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        """The environment's data (volumes, data disks) that exists on the engine now."""
+        ...
+
+    def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        """Remove the environment's data from the engine; the names removed."""
+        ...
+
+    def lb_stats(
+        self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
+    ) -> str:
+        """HAProxy's stats CSV of tier ``tier``'s load balancer, read on the engine."""
+        ...
