@@ -92,7 +92,7 @@ node_index() {
 }
 
 # --- processes ----------------------------------------------------------------------------
-cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
+cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true; }
 
 # daemon_pid I: the PID of node I's dockerd if it runs (checked against its command line).
 daemon_pid() {
