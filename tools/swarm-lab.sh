@@ -188,7 +188,11 @@ node_exec() {
 # cgroup_dirs NAME: the lab's cgroup directories of node NAME, in every hierarchy.
 cgroup_dirs() {
     local d
-    for d in /sys/fs/cgroup/"$1" /sys/fs/cgroup/*/"$1"; do
+    if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+        [ -d "/sys/fs/cgroup/$1" ] && echo "/sys/fs/cgroup/$1"
+        return 0
+    fi
+    for d in /sys/fs/cgroup/*/"$1"; do
         [ -d "$d" ] && [ ! -L "${d%/*}" ] && echo "$d"
     done
     return 0
@@ -529,6 +533,13 @@ cmd_down() {
     say "lab $PREFIX down in $(since "$t0") s"
 }
 
+need() {
+    local c
+    for c in dockerd docker ip unshare setsid; do
+        command -v "$c" >/dev/null || die "'$c' not found (Debian: docker.io, iproute2, util-linux)"
+    done
+}
+
 usage() { sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit "${1:-2}"; }
 
 main() {
@@ -536,7 +547,7 @@ main() {
     [ "$#" -gt 0 ] && shift
     case $cmd in
         __exec) node_exec "$@" ;;
-        up) [ "$(id -u)" = 0 ] || die "run as root"; cmd_up "$@" ;;
+        up) [ "$(id -u)" = 0 ] || die "run as root"; need; cmd_up "$@" ;;
         down) [ "$(id -u)" = 0 ] || die "run as root"; cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
