@@ -6,6 +6,12 @@ both must agree; this module imports nothing heavy.
 
 from __future__ import annotations
 
+import re
+
+from virtstack_components import names
+
+from virtstack.spec import EnvironmentSpec
+
 POOL_ROOT = "/var/lib/virtstack/pools"
 
 
@@ -22,3 +28,18 @@ def data_pool(env: str) -> str:
 def pool_path(env: str, configured: str | None) -> str:
     """Directory of the environment's pool (``engine.pool_path``, or under POOL_ROOT)."""
     return configured or f"{POOL_ROOT}/{env}"
+
+
+def data_pattern(spec: EnvironmentSpec, env: str) -> re.Pattern[str]:
+    """Engine names of the spec's data: every replica's tier volume, the registry storage.
+
+    Every replica index matches, so volumes kept after a scale-down are found too.
+    """
+    found = [
+        re.escape(names.data_name(env, t.volume.name)) + r"-\d+" for t in spec.tiers if t.volume
+    ]
+    if spec.registry.enabled:
+        found.append(re.escape(names.data_name(env, spec.registry.storage)))
+    if not found:
+        return re.compile(r"(?!)")  # matches nothing
+    return re.compile("|".join(found))

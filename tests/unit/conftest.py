@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,8 +13,16 @@ import pulumi
 import pytest
 from pulumi.runtime import mocks as pulumi_mocks
 
-# A documentation address (RFC 5737): the mocks hand it out, nothing ever contacts it.
-MOCK_ADDRESS = "192.0.2.10"
+# Benchmarking addresses (RFC 2544, 198.18.0.0/15): the mocks hand them out, nothing ever
+# contacts them. Every domain gets its own, so a load balancer listing the wrong VM is caught.
+
+
+def mock_address(domain: str) -> str:
+    """The address the mocks give the domain called ``domain`` (stable across runs)."""
+    n = int(hashlib.sha256(domain.encode()).hexdigest(), 16)
+    return f"198.{18 + n % 2}.{(n >> 8) % 256}.{1 + (n >> 16) % 254}"
+
+
 MOCK_DIGEST = "sha256:" + "ab" * 32
 LOCAL_IMAGE_ID = "sha256:" + "cd" * 32
 
@@ -65,7 +74,8 @@ class _Mocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         if args.typ == "libvirt:index/domain:Domain":
             nics = state.get("networkInterfaces", [])
-            state["networkInterfaces"] = [{**nic, "addresses": [MOCK_ADDRESS]} for nic in nics]
+            address = mock_address(str(state["name"]))
+            state["networkInterfaces"] = [{**nic, "addresses": [address]} for nic in nics]
         elif args.typ == "docker:index/registryImage:RegistryImage":
             state["sha256Digest"] = MOCK_DIGEST
         elif args.typ == "docker:index/remoteImage:RemoteImage":
@@ -153,7 +163,7 @@ def no_kept_data(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """No libvirt to ask in this tier: kept data is whatever a test puts in this mapping."""
     kept: dict[str, str] = {}
     monkeypatch.setattr(
-        "virtstack.targets.libvirt.KeptData._ask", lambda self, *args: kept.get(args[-1])
+        "virtstack.engines.libvirt.KeptData._ask", lambda self, *args: kept.get(args[-1])
     )
     return kept
 

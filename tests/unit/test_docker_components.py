@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import pulumi
 import pytest
-from virtstack_components import (
-    DataVolume,
-    DockerPlacement,
-    HealthCheck,
-    Network,
-    NetworkArgs,
-    Publish,
-    Registry,
-    RegistryArgs,
-    ServiceStack,
-    ServiceStackArgs,
-    ServiceTier,
-    ServiceTierArgs,
-    StackTier,
-    TierArgs,
-)
-from virtstack_components.registry import HTPASSWD_PATH, htpasswd_line
-from virtstack_components.service import UPSTREAM_ENV
+from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+from virtstack_components.docker.placement import DockerPlacement
+from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
+from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
+from virtstack_components.registry import HTPASSWD_PATH, Credentials, htpasswd_line
+from virtstack_components.stack import ServiceStack, ServiceStackArgs, StackTier
+from virtstack_components.tier import UPSTREAM_ENV, DataVolume, HealthCheck, Publish, TierArgs
 
 from virtstack.errors import ComponentError
 
-PLACEMENT = DockerPlacement(namespace="dev")
+PLACEMENT = DockerPlacement(namespace="dev", lb_image="lb")
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
@@ -37,11 +26,14 @@ def env_of(container) -> dict[str, str]:
 
 def test_network_is_a_docker_network_named_like_the_component(run):
     def program():
-        Network("dev-web-net", NetworkArgs(placement=PLACEMENT, cidr="10.91.0.0/24", internal=True))
+        DockerNetwork(
+            "dev-web-net",
+            DockerNetworkArgs(placement=PLACEMENT, cidr="10.91.0.0/24", internal=True),
+        )
 
     d = run(program)
     component = d.named("dev-web-net")
-    assert component.type == "virtstack:network:Network"
+    assert component.type == "virtstack:docker:DockerNetwork"
     (net,) = d.children(component)
     assert net.type == NETWORK
     assert net.name == "dev-web-net-docker"
@@ -54,20 +46,19 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
     health = HealthCheck(path="/ready", interval=3, timeout=1, retries=4)
 
     def program():
-        ServiceTier(
+        ContainerTier(
             "dev-app",
-            ServiceTierArgs(
+            ContainerTierArgs(
                 placement=PLACEMENT,
                 tier=TierArgs(image="img", replicas=3, port=9000, health=health, max_replicas=12),
                 network="dev-app-net",
                 client_networks=["dev-web-net"],
-                lb_image="lb-img",
             ),
         )
 
     d = run(program)
     tier = d.named("dev-app")
-    assert tier.type == "virtstack:service:ServiceTier"
+    assert tier.type == "virtstack:docker:ContainerTier"
     children = d.children(tier)
     replicas = [c for c in children if c.name.startswith("dev-app-replica-")]
     assert [r.inputs["name"] for r in replicas] == ["dev-app-0", "dev-app-1", "dev-app-2"]
@@ -88,7 +79,7 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
         assert r.delete_before_replace
     lb = d.named("dev-app-lb")
     assert lb.parent == tier.urn
-    assert lb.inputs["image"] == "lb-img"
+    assert lb.inputs["image"] == "lb"
     config = lb.inputs["uploads"][0]["content"]
     # Discovery through Docker's DNS, with room to scale without a config change.
     assert "server-template dev-app-slot 1-12 dev-app-replica:9000 check resolvers docker" in config
@@ -105,13 +96,12 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
 def test_replica_count_changes_leave_the_load_balancer_config_alone(run):
     def tier(replicas: int):
         def program():
-            ServiceTier(
+            ContainerTier(
                 "dev-web",
-                ServiceTierArgs(
+                ContainerTierArgs(
                     placement=PLACEMENT,
                     tier=TierArgs(image="img", replicas=replicas, max_replicas=6),
                     network="n",
-                    lb_image="lb",
                 ),
             )
 
@@ -125,13 +115,12 @@ def test_replica_count_changes_leave_the_load_balancer_config_alone(run):
 
 def test_a_tcp_health_check_when_there_is_no_path(run):
     def program():
-        ServiceTier(
+        ContainerTier(
             "dev-db",
-            ServiceTierArgs(
+            ContainerTierArgs(
                 placement=PLACEMENT,
                 tier=TierArgs(image="img", port=5432, health=HealthCheck(path=None)),
                 network="n",
-                lb_image="lb",
             ),
         )
 
@@ -145,9 +134,9 @@ def test_a_tcp_health_check_when_there_is_no_path(run):
 
 def test_stateful_replicas_keep_data_on_retained_volumes(run):
     def program():
-        ServiceTier(
+        ContainerTier(
             "dev-db",
-            ServiceTierArgs(
+            ContainerTierArgs(
                 placement=PLACEMENT,
                 tier=TierArgs(
                     image="img",
@@ -156,7 +145,6 @@ def test_stateful_replicas_keep_data_on_retained_volumes(run):
                     volume=DataVolume(name="db-data", path="/data"),
                 ),
                 network="n",
-                lb_image="lb",
             ),
         )
 
@@ -171,13 +159,12 @@ def test_stateful_replicas_keep_data_on_retained_volumes(run):
 
 def test_published_port_is_only_on_the_load_balancer(run):
     def program():
-        ServiceTier(
+        ContainerTier(
             "dev-web",
-            ServiceTierArgs(
+            ContainerTierArgs(
                 placement=PLACEMENT,
                 tier=TierArgs(image="img", replicas=2, max_replicas=2, publish=Publish(port=8080)),
                 network="n",
-                lb_image="lb",
             ),
         )
 
@@ -202,11 +189,11 @@ def test_service_stack_isolates_tiers_and_wires_upstreams(run):
     ]
 
     def program():
-        ServiceStack("dev", ServiceStackArgs(placement=PLACEMENT, tiers=tiers, lb_image="lb"))
+        ServiceStack("dev", ServiceStackArgs(placement=PLACEMENT, tiers=tiers))
 
     d = run(program)
     stack = d.named("dev")
-    assert stack.type == "virtstack:service:ServiceStack"
+    assert stack.type == "virtstack:stack:ServiceStack"
     nets = {n.inputs["name"]: n.inputs for n in d.of_type(NETWORK)}
     assert set(nets) == {"dev-web-net", "dev-app-net", "dev-db-net"}
     # Only the front tier's network routes to the host; the others are internal.
@@ -237,15 +224,20 @@ def test_service_stack_isolates_tiers_and_wires_upstreams(run):
 
 def test_registry_in_a_container_keeps_blobs_on_a_volume_and_hides_the_password(run):
     def program():
-        r = Registry(
+        r = ContainerRegistry(
             "dev-registry",
-            RegistryArgs(placement=PLACEMENT, image="base", port=5000, password="s3cret"),
+            ContainerRegistryArgs(
+                placement=PLACEMENT,
+                image="base",
+                port=5000,
+                credentials=Credentials(password="s3cret"),
+            ),
         )
         pulumi.export("endpoint", r.endpoint)
 
     d = run(program)
     registry = d.named("dev-registry")
-    assert registry.type == "virtstack:registry:Registry"
+    assert registry.type == "virtstack:docker:ContainerRegistry"
     storage = d.named("dev-registry-storage")
     assert storage.inputs["name"] == "dev-registry-data"
     assert storage.retain_on_delete
@@ -262,7 +254,12 @@ def test_registry_in_a_container_keeps_blobs_on_a_volume_and_hides_the_password(
 
 def test_registry_without_auth_has_no_htpasswd(run):
     def program():
-        Registry("dev-registry", RegistryArgs(placement=PLACEMENT, image="base", username=None))
+        ContainerRegistry(
+            "dev-registry",
+            ContainerRegistryArgs(
+                placement=PLACEMENT, image="base", credentials=Credentials(username=None)
+            ),
+        )
 
     d = run(program)
     uploads = {u["file"]: u["content"] for u in d.named("dev-registry-server").inputs["uploads"]}

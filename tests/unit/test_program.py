@@ -31,7 +31,7 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     # Providers receive their non-string inputs JSON-encoded.
     auth = json.loads(d.named("dev-docker").inputs["registryAuth"])
     assert auth[0]["address"] == "http://127.0.0.1:5000"
-    assert d.named("dev-registry").type == "virtstack:registry:Registry"
+    assert d.named("dev-registry").type == "virtstack:docker:ContainerRegistry"
     # The demo image is pushed into the stack's registry and used by digest.
     tag = d.named("dev-image-virtstack-demo-1-tag")
     assert tag.inputs["sourceImage"] == "virtstack/demo:1"
@@ -81,7 +81,7 @@ def test_vm_environments_deploy_on_libvirt(run, guest_dir: Path, env: str, domai
     domains = sorted(r.inputs["name"] for r in d.of_type("libvirt:index/domain:Domain"))
     assert {f"{env}-web-0", f"{env}-web-1", f"{env}-web-lb", f"{env}-docker"} <= set(domains)
     assert {r.inputs["type"] for r in d.of_type("libvirt:index/domain:Domain")} == {domain_type}
-    assert d.named(f"{env}-docker").type == "virtstack:host:ContainerHost"
+    assert d.named(f"{env}-docker").type == "virtstack:libvirt:ContainerHost"
 
 
 def test_hypervisor_defaults_to_kvm(run, guest_dir: Path):

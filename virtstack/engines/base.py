@@ -55,10 +55,15 @@ class EngineAdapter(Protocol):
     default); ``env`` its name; ``outputs`` the stack's plain output values.
     """
 
-    kind: str
-    """A word for messages: ``docker``, ``libvirt``."""
-    parallel: int | None
-    """Resource operations Pulumi may run at once on this engine (None: Pulumi's default)."""
+    @property
+    def kind(self) -> str:
+        """A word for messages: ``docker``, ``libvirt``."""
+        ...
+
+    @property
+    def parallel(self) -> int | None:
+        """Resource operations Pulumi may run at once on this engine (None: its default)."""
+        ...
 
     def probe(self, uri: str) -> Reachability:
         """Ask the engine to answer (a version or a host name), within a few seconds."""

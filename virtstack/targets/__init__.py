@@ -1,18 +1,31 @@
-"""The targets: each module turns an environment spec into components on one engine.
+"""The targets: each module here turns an environment spec into components on one engine.
 
-Adding a target means writing its module and listing its ``TARGET`` here.
+A target is a module of this package with a module-level ``TARGET``; they are found by
+looking, so adding a target means adding its module (and its stack template,
+``templates/stacks/<name>.yaml.j2``), nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from virtstack.errors import SpecError
 from virtstack.spec import EnvironmentSpec, key
-from virtstack.targets import container, hostos, hypervisor
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 
-TARGETS: dict[str, Target] = {
-    t.name: t for t in (hostos.TARGET, hypervisor.TARGET, container.TARGET)
-}
+
+def discover() -> dict[str, Target]:
+    """Every target in this package, by name, in the order of their module names."""
+    found: dict[str, Target] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        target = getattr(importlib.import_module(f"{__name__}.{module.name}"), "TARGET", None)
+        if isinstance(target, Target):
+            found[target.name] = target
+    return found
+
+
+TARGETS: dict[str, Target] = discover()
 
 
 def get(name: str) -> Target:
@@ -34,4 +47,4 @@ def check(spec: EnvironmentSpec) -> Target:
     return target
 
 
-__all__ = ["TARGETS", "Capability", "DeployContext", "Outputs", "Target", "check", "get"]
+__all__ = ["TARGETS", "Capability", "DeployContext", "Outputs", "Target", "check", "discover", "get"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pulumi
-
+from virtstack.engines.base import EngineAdapter
+from virtstack.engines.hostcmd import is_local
 from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    import pulumi
 
 
 class Capability(StrEnum):
@@ -43,13 +46,11 @@ class Target:
 
     name: str
     summary: str
-    engine: str
-    """``docker`` or ``libvirt``: which engine's URIs and reachability check apply."""
+    adapter: EngineAdapter
+    """What differs between engines outside a Pulumi run (probe, preflight, data, stats)."""
     default_uri: str
     uri_schemes: tuple[str, ...]
     capabilities: frozenset[Capability]
-    domain_type: str | None = None
-    """Default libvirt domain type (VM targets)."""
     deploy: Callable[[EnvironmentSpec, DeployContext], Outputs]
     extra_checks: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
 
@@ -63,27 +64,16 @@ class Target:
         scheme = urlsplit(uri).scheme
         if scheme not in self.uri_schemes:
             yield (
-                f"{key('engine', 'uri')}: {uri!r} is not a {self.engine} endpoint for the "
+                f"{key('engine', 'uri')}: {uri!r} is not a {self.adapter.kind} endpoint for the "
                 f"{self.name} target (schemes: {', '.join(self.uri_schemes)})"
             )
-        for capability, where in required_capabilities(spec, self.engine):
+        for capability, where in required_capabilities(spec):
             if capability not in self.capabilities:
                 yield f"{where}: the {self.name} target has no {capability}"
         yield from self.extra_checks(spec)
 
 
-def is_remote(uri: str) -> bool:
-    """Whether an engine URI points at another machine."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("unix", "npipe"):
-        return False
-    if parts.scheme.startswith("qemu"):
-        transport = parts.scheme.partition("+")[2]
-        return transport not in ("", "unix") or bool(parts.hostname)
-    return parts.hostname not in (None, "localhost", "127.0.0.1", "::1")
-
-
-def required_capabilities(spec: EnvironmentSpec, engine: str) -> Iterator[tuple[Capability, str]]:
+def required_capabilities(spec: EnvironmentSpec) -> Iterator[tuple[Capability, str]]:
     """The capabilities ``spec`` needs, each with the config key that needs it."""
     if spec.tiers:
         yield Capability.SERVICE_TIERS, key("tiers")
@@ -101,5 +91,5 @@ def required_capabilities(spec: EnvironmentSpec, engine: str) -> Iterator[tuple[
                 Capability.THRESHOLD_SCALING,
                 key("tiers", i, "scaling", "requests_per_replica_per_minute"),
             )
-    if spec.engine.uri is not None and is_remote(spec.engine.uri):
+    if spec.engine.uri is not None and not is_local(spec.engine.uri):
         yield Capability.REMOTE_ENGINE, key("engine", "uri")

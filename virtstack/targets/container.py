@@ -6,19 +6,15 @@ import re
 
 import pulumi
 import pulumi_docker as docker
-from virtstack_components import (
-    DockerPlacement,
-    Network,
-    NetworkArgs,
-    Registry,
-    RegistryArgs,
-    ServiceStack,
-    ServiceStackArgs,
-)
+from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+from virtstack_components.docker.placement import DockerPlacement
+from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
+from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
+from virtstack.engines.docker import ADAPTER
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import registry_outputs, stack_outputs, stack_tiers
+from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
 
 def _slug(image: str) -> str:
@@ -26,7 +22,7 @@ def _slug(image: str) -> str:
 
 
 def _push(
-    image: str, registry: Registry, provider: docker.Provider, parent_name: str
+    image: str, registry: ContainerRegistry, provider: docker.Provider, parent_name: str
 ) -> pulumi.Output[str]:
     """Push a local image into the stack's registry; reference it by digest.
 
@@ -87,20 +83,19 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         ssh_opts=spec.engine.ssh_opts or None,
         registry_auth=auth,
     )
-    placement = DockerPlacement(namespace=ctx.env, provider=provider)
+    placement = DockerPlacement(namespace=ctx.env, provider=provider, lb_image=spec.images.lb)
     outputs: dict[str, object] = {"target": TARGET.name, "engine": uri}
     images: dict[str, pulumi.Input[str]] = {}
     if reg.enabled:
-        registry = Registry(
+        registry = ContainerRegistry(
             f"{ctx.env}-registry",
-            RegistryArgs(
+            ContainerRegistryArgs(
                 placement=placement,
                 image=spec.images.registry,
                 port=reg.port,
                 address=str(reg.address),
                 storage=reg.storage,
-                username=reg.username if reg.auth else None,
-                password=ctx.registry_password,
+                credentials=credentials(spec, ctx),
             ),
         )
         outputs |= registry_outputs(registry)
@@ -109,18 +104,14 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     tier_networks = {t.network for t in spec.tiers}
     for net in spec.networks:
         if net.name not in tier_networks:
-            Network(
+            DockerNetwork(
                 f"{ctx.env}-{net.name}",
-                NetworkArgs(placement=placement, cidr=str(net.cidr)),
+                DockerNetworkArgs(placement=placement, cidr=str(net.cidr)),
             )
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
-            ServiceStackArgs(
-                placement=placement,
-                tiers=stack_tiers(spec, images),
-                lb_image=spec.images.lb,
-            ),
+            ServiceStackArgs(placement=placement, tiers=stack_tiers(spec, images)),
         )
         outputs |= stack_outputs(stack) | {"images": images}
     return outputs
@@ -129,7 +120,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
 TARGET = Target(
     name="container",
     summary="containers on a Docker engine: local, or remote over ssh://",
-    engine="docker",
+    adapter=ADAPTER,
     default_uri="unix:///var/run/docker.sock",
     uri_schemes=("unix", "ssh", "tcp"),
     capabilities=frozenset(

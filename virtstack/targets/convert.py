@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import pulumi
-from virtstack_components import (
-    DataVolume,
-    HealthCheck,
-    Publish,
-    Registry,
-    ServiceStack,
-    StackTier,
-    TierArgs,
-)
+from virtstack_components.docker.registry import ContainerRegistry
+from virtstack_components.libvirt.registry import VmRegistry
+from virtstack_components.registry import Credentials
+from virtstack_components.stack import ServiceStack, StackTier
+from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
 
 from virtstack.spec import EnvironmentSpec, TierSpec
+from virtstack.targets.base import DeployContext
 
 
 def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
@@ -53,7 +50,13 @@ def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> 
     ]
 
 
-def registry_outputs(registry: Registry) -> dict[str, object]:
+def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
+    """Who may push to and pull from the environment's registry."""
+    reg = spec.registry
+    return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
+
+
+def registry_outputs(registry: ContainerRegistry | VmRegistry) -> dict[str, object]:
     """Stack outputs of an environment's registry (the password stays a secret)."""
     return {
         "registry": registry.endpoint,

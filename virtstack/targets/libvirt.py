@@ -2,63 +2,24 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pulumi
 import pulumi_libvirt as libvirt
-from virtstack_components import (
-    BaseImage,
-    BaseImageArgs,
-    ContainerHost,
-    ContainerHostArgs,
-    GuestImage,
-    LibvirtHost,
-    LibvirtPlacement,
-    Network,
-    NetworkArgs,
-    Registry,
-    RegistryArgs,
-    ServiceStack,
-    ServiceStackArgs,
-    VirtualMachine,
-    VirtualMachineArgs,
-)
 from virtstack_components.cloudinit import user_data
+from virtstack_components.libvirt.container_host import ContainerHost, ContainerHostArgs
+from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestImage
+from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
+from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
+from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
+from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
+from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
-from virtstack import hostcmd, naming
-from virtstack.errors import EngineCommandError, EngineUnreachableError, SpecError
+from virtstack import naming
+from virtstack.engines.libvirt import ADAPTER
+from virtstack.errors import SpecError
+from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import registry_outputs, stack_outputs, stack_tiers
-
-GUEST_VERSION_FILE = Path(__file__).resolve().parents[2] / "images" / "guest" / "VERSION"
-
-
-def cache_dir() -> Path:
-    """Where virtstack keeps built toolchains and images (``$VIRTSTACK_CACHE``)."""
-    if root := os.environ.get("VIRTSTACK_CACHE"):
-        return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "virtstack"
-
-
-def guest_image_dir(spec: EnvironmentSpec) -> Path:
-    """The guest image the spec names, or the one images/guest/build.sh built."""
-    if spec.images.guest:
-        return Path(spec.images.guest)
-    return cache_dir() / "guest" / GUEST_VERSION_FILE.read_text().strip()
-
-
-def check_guest_image(spec: EnvironmentSpec) -> list[str]:
-    """A VM environment needs a built guest image before anything is created."""
-    path = guest_image_dir(spec)
-    if not (path / "manifest.json").is_file():
-        return [
-            f"{key('images', 'guest')}: no guest image at {path} "
-            "(build one with images/guest/build.sh)"
-        ]
-    return []
+from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
 
 def check_vm_networks(spec: EnvironmentSpec) -> list[str]:
@@ -73,38 +34,18 @@ def check_vm_networks(spec: EnvironmentSpec) -> list[str]:
     return []
 
 
-class KeptData:
-    """Finds data a previous deployment of the environment left on the libvirt host."""
-
-    def __init__(self, uri: str, pool: str) -> None:
-        self.uri = uri
-        self.pool = pool
-
-    def _ask(self, *args: str) -> str | None:
-        try:
-            return hostcmd.run(hostcmd.virsh_argv(self.uri, *args), uri=self.uri).strip() or None
-        except (EngineCommandError, EngineUnreachableError):
-            # Not there; or no answer, which the provider reports better in a moment.
-            return None
-
-    def pool_id(self) -> str | None:
-        """The kept data pool's UUID, or None when there is none to adopt."""
-        return self._ask("pool-uuid", self.pool)
-
-    def volume_id(self, volume: str) -> str | None:
-        """A kept data volume's key (its id for the provider), or None."""
-        return self._ask("vol-key", "--pool", self.pool, volume)
-
-
-def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
+def deploy_vms(
+    target: Target, domain_type: str, spec: EnvironmentSpec, ctx: DeployContext
+) -> Outputs:
     """Pool, networks, guest image, then the spec's tiers, registry, VMs and hosts as VMs."""
     problems = check_guest_image(spec)
     if problems:
         raise SpecError(problems)
     uri = target.uri(spec)
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=uri)
-    domain_type = spec.engine.domain_type or target.domain_type or "kvm"
-    host = LibvirtHost(namespace=ctx.env, provider=provider, domain_type=domain_type)
+    host = LibvirtHost(
+        namespace=ctx.env, provider=provider, domain_type=spec.engine.domain_type or domain_type
+    )
     path = naming.pool_path(ctx.env, spec.engine.pool_path)
     pool = libvirt.Pool(
         naming.pool(ctx.env),
@@ -113,7 +54,7 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
         path=path,
         opts=pulumi.ResourceOptions(provider=provider),
     )
-    kept = KeptData(uri, naming.data_pool(ctx.env))
+    kept = ADAPTER.kept_data(uri, naming.data_pool(ctx.env))
     # Data disks live in a pool of their own that destroy leaves in place (with them);
     # the next deployment adopts both instead of failing on names already taken.
     data_pool = libvirt.Pool(
@@ -131,7 +72,9 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
         ),
     )
     networks = {
-        n.name: Network(f"{ctx.env}-{n.name}", NetworkArgs(placement=host, cidr=str(n.cidr)))
+        n.name: LibvirtNetwork(
+            f"{ctx.env}-{n.name}", LibvirtNetworkArgs(host=host, cidr=str(n.cidr))
+        )
         for n in spec.networks
     }
     image = BaseImage(
@@ -144,7 +87,7 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
         return LibvirtPlacement(
             namespace=ctx.env,
             provider=provider,
-            domain_type=domain_type,
+            domain_type=host.domain_type,
             pool=pool.name,
             data_pool=data_pool.name,
             network_id=net.network_id,
@@ -155,14 +98,13 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
     if spec.registry.enabled:
         reg = spec.registry
-        registry = Registry(
+        registry = VmRegistry(
             f"{ctx.env}-registry",
-            RegistryArgs(
+            VmRegistryArgs(
                 placement=on(None),
                 storage=reg.storage,
                 size_gib=reg.size_gib,
-                username=reg.username if reg.auth else None,
-                password=ctx.registry_password,
+                credentials=credentials(spec, ctx),
             ),
         )
         outputs |= registry_outputs(registry)
@@ -206,7 +148,6 @@ def deploy_vms(target: Target, spec: EnvironmentSpec, ctx: DeployContext) -> Out
                     disk_gib=spec_host.disk,
                     ssh_user=spec_host.ssh_user,
                     ssh_authorized_keys=spec_host.ssh_authorized_keys,
-                    ssh_opts=spec.engine.ssh_opts,
                 ),
             )
             hosts[name] = ch.docker_host
@@ -228,16 +169,15 @@ def vm_target(
         capabilities.add(Capability.REMOTE_ENGINE)
 
     def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
-        return deploy_vms(target, spec, ctx)
+        return deploy_vms(target, domain_type, spec, ctx)
 
     target = Target(
         name=name,
         summary=summary,
-        engine="libvirt",
+        adapter=ADAPTER,
         default_uri="qemu:///system",
         uri_schemes=uri_schemes,
         capabilities=frozenset(capabilities),
-        domain_type=domain_type,
         deploy=deploy,
         extra_checks=check_vm_networks,
     )

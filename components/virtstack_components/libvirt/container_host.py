@@ -1,4 +1,4 @@
-"""ContainerHost: a VM that runs a Docker engine, managed over ssh://."""
+"""ContainerHost: a VM that runs a Docker engine, reachable over ssh://."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from virtstack_components.cloudinit import user_data
-from virtstack_components.placement import LibvirtPlacement
-from virtstack_components.vm import VirtualMachine, VirtualMachineArgs
+from virtstack_components.compat import renamed_from
+from virtstack_components.libvirt.placement import LibvirtPlacement
+from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,23 +21,26 @@ class ContainerHostArgs:
     disk_gib: int = 20
     ssh_user: str = "virtstack"
     ssh_authorized_keys: Sequence[str] = ()
-    ssh_opts: Sequence[str] = ()
     insecure_registries: Sequence[str] = ()
     """Registries (``host:port``) the engine may pull from over plain HTTP."""
 
 
 class ContainerHost(pulumi.ComponentResource):
-    """A Docker engine on its own VM, and a docker provider that reaches it."""
+    """A Docker engine on its own VM."""
 
     address: pulumi.Output[str]
     docker_host: pulumi.Output[str]
     """``ssh://user@address``: what ``DOCKER_HOST`` would be to use this engine."""
-    provider: docker.Provider
 
     def __init__(
         self, name: str, args: ContainerHostArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("virtstack:host:ContainerHost", name, None, opts)
+        super().__init__(
+            "virtstack:libvirt:ContainerHost",
+            name,
+            None,
+            renamed_from("virtstack:host:ContainerHost", opts),
+        )
         vm = VirtualMachine(
             f"{name}-vm",
             VirtualMachineArgs(
@@ -58,10 +61,4 @@ class ContainerHost(pulumi.ComponentResource):
         )
         self.address = vm.address
         self.docker_host = vm.address.apply(lambda a: f"ssh://{args.ssh_user}@{a}")
-        self.provider = docker.Provider(
-            f"{name}-docker",
-            host=self.docker_host,
-            ssh_opts=list(args.ssh_opts),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         self.register_outputs({"address": self.address, "docker_host": self.docker_host})

@@ -1,7 +1,7 @@
 """The docker and virsh command-line clients, pointed at an environment's engine.
 
-virtstack talks to engines directly only to check on them (reachability, load-balancer
-stats, data volumes); everything it deploys goes through Pulumi.
+Adapters talk to engines directly only to check on them (reachability, load-balancer
+stats, data volumes); everything virtstack deploys goes through Pulumi.
 """
 
 from __future__ import annotations
@@ -9,10 +9,42 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+from virtstack.engines.base import Reachability
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 
 DEFAULT_TIMEOUT = 8.0
+PROBE_TIMEOUT = 5.0
+
+retry_transient = retry(
+    # A load balancer restarts with its container or VM; a read during that second is
+    # not a verdict.
+    retry=retry_if_exception_type((EngineCommandError, OSError)),
+    stop=stop_after_attempt(3),
+    wait=wait_fixed(1),
+    reraise=True,
+)
+
+
+def is_local(uri: str) -> bool:
+    """Whether an engine URI points at this machine."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("unix", "npipe"):
+        return True
+    if parts.scheme.startswith("qemu"):
+        transport = parts.scheme.partition("+")[2]
+        return transport in ("", "unix") and not parts.hostname
+    return parts.hostname in (None, "localhost", "127.0.0.1", "::1")
+
+
+def unreachable(kind: str, uri: str, exc: Exception) -> Reachability:
+    """The :class:`Reachability` of an engine whose client failed with ``exc``."""
+    return Reachability(
+        engine=kind, uri=uri, reachable=False, detail=str(exc).removeprefix(f"{uri}: ")
+    )
 
 
 def docker_argv(uri: str, *args: str) -> list[str]:

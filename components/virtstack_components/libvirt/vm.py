@@ -1,79 +1,18 @@
-"""Guest images and virtual machines on libvirt."""
+"""VirtualMachine: a VM with a copy-on-write root disk, data disks and a cloud-init seed."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_libvirt as libvirt
 
 from virtstack_components.cloudinit import content_hash
-from virtstack_components.placement import GuestImageIds, LibvirtHost, LibvirtPlacement
+from virtstack_components.compat import renamed_from
+from virtstack_components.libvirt.placement import LibvirtPlacement
 
 GIB = 1024**3
-
-
-@dataclass(frozen=True, kw_only=True)
-class GuestImage:
-    """A bootable guest on this machine: root disk, and kernel + initrd for direct boot."""
-
-    disk: str
-    kernel: str
-    initrd: str
-    cmdline: str = "root=/dev/vda console=ttyS0"
-
-    @classmethod
-    def from_dir(cls, path: Path) -> GuestImage:
-        """The image built by images/guest/build.sh into ``path``."""
-        manifest = json.loads((path / "manifest.json").read_text())
-        return cls(
-            disk=str(path / "disk.qcow2"),
-            kernel=str(path / "vmlinuz"),
-            initrd=str(path / "initrd.img"),
-            cmdline=str(manifest["kernel_cmdline"]),
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class BaseImageArgs:
-    host: LibvirtHost
-    pool: pulumi.Input[str]
-    image: GuestImage
-
-
-class BaseImage(pulumi.ComponentResource):
-    """A guest image uploaded once into a pool; every VM's root disk is a copy-on-write layer."""
-
-    ids: GuestImageIds
-    disk_id: pulumi.Output[str]
-
-    def __init__(
-        self, name: str, args: BaseImageArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("virtstack:vm:BaseImage", name, None, opts)
-        host = args.host
-
-        def upload(role: str, source: str, fmt: str) -> libvirt.Volume:
-            return libvirt.Volume(
-                f"{name}-{role}",
-                name=f"{name}-{Path(source).name}",
-                pool=args.pool,
-                source=source,
-                format=fmt,
-                opts=host.opts(self),
-            )
-
-        disk = upload("disk", args.image.disk, "qcow2")
-        kernel = upload("kernel", args.image.kernel, "raw")
-        initrd = upload("initrd", args.image.initrd, "raw")
-        self.disk_id = disk.id
-        self.ids = GuestImageIds(
-            disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
-        )
-        self.register_outputs({"disk_id": disk.id, "kernel_id": kernel.id, "initrd_id": initrd.id})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +66,12 @@ class VirtualMachine(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: VirtualMachineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("virtstack:vm:VirtualMachine", name, None, opts)
+        super().__init__(
+            "virtstack:libvirt:VirtualMachine",
+            name,
+            None,
+            renamed_from("virtstack:vm:VirtualMachine", opts),
+        )
         p = args.placement
         host = args.hostname or name
         digest = pulumi.Output.from_input(args.user_data).apply(content_hash)

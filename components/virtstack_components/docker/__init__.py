@@ -1,0 +1,1 @@
+"""Components on a Docker engine: networks, a registry, load-balanced container tiers."""

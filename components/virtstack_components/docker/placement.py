@@ -1,0 +1,67 @@
+"""Where Docker components go: an engine (its provider), a namespace and the LB image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from virtstack_components import names
+from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
+from virtstack_components.stack import StackTier
+from virtstack_components.tier import Tier, TierArgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class DockerPlacement:
+    """Resources on one Docker engine; ``namespace`` (the environment) labels them all."""
+
+    namespace: str
+    provider: pulumi.ProviderResource | None = None
+    lb_image: pulumi.Input[str] = ""
+    """An image with HAProxy and busybox for the tiers' load balancers."""
+
+    def data_name(self, name: str) -> str:
+        """The engine's name for data called ``name`` in the spec (volumes)."""
+        return names.data_name(self.namespace, name)
+
+    def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+        """Child options: parented to ``parent``, on this placement's provider."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **extra)
+
+    def tier_networks(
+        self, stack: str, tiers: Sequence[StackTier], parent: pulumi.Resource
+    ) -> Mapping[str, pulumi.Input[str]]:
+        """A network per tier; only a front tier's has a route out (its published port)."""
+        fed = {t.upstream for t in tiers}
+        return {
+            t.name: DockerNetwork(
+                f"{stack}-{t.name}-net",
+                DockerNetworkArgs(placement=self, cidr=t.cidr, internal=t.name in fed),
+                opts=pulumi.ResourceOptions(parent=parent),
+            ).engine_name
+            for t in tiers
+        }
+
+    def tier(
+        self,
+        name: str,
+        tier: TierArgs,
+        *,
+        network: pulumi.Input[str] | None,
+        client_networks: Sequence[pulumi.Input[str]],
+        parent: pulumi.Resource,
+    ) -> Tier:
+        return ContainerTier(
+            name,
+            ContainerTierArgs(
+                placement=self,
+                tier=tier,
+                network=network or "",
+                client_networks=client_networks,
+            ),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )

@@ -1,0 +1,76 @@
+"""Where libvirt components go: a host (provider, domain type), a pool, a network, an image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+from virtstack_components import names
+
+if TYPE_CHECKING:
+    from virtstack_components.stack import StackTier
+    from virtstack_components.tier import Tier, TierArgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibvirtHost:
+    """Resources on a libvirt host (networks, pools, images); ``namespace`` is the environment."""
+
+    namespace: str
+    provider: pulumi.ProviderResource | None = None
+    domain_type: str = "kvm"
+
+    def data_name(self, name: str) -> str:
+        """The host's name for data called ``name`` in the spec (data disks)."""
+        return names.data_name(self.namespace, name)
+
+    def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
+        """Child options: parented to ``parent``, on this placement's provider."""
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, **extra)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuestImageIds:
+    """A guest image uploaded into a pool: root disk, kernel and initrd volume ids."""
+
+    disk: pulumi.Input[str]
+    kernel: pulumi.Input[str]
+    initrd: pulumi.Input[str]
+    cmdline: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibvirtPlacement(LibvirtHost):
+    """VMs on a libvirt host: their storage pool, network and guest image."""
+
+    pool: pulumi.Input[str]
+    data_pool: pulumi.Input[str]
+    """Where data disks go: a pool that outlives the environment's other resources."""
+    network_id: pulumi.Input[str]
+    image: GuestImageIds
+    find_kept: Callable[[str], str | None] = lambda volume: None
+    """The id of a data volume kept in ``data_pool`` from an earlier deployment, if any."""
+
+    def tier_networks(
+        self, stack: str, tiers: Sequence[StackTier], parent: pulumi.Resource
+    ) -> Mapping[str, pulumi.Input[str]]:
+        """None of their own: a stack's VMs share the placement's network."""
+        return {}
+
+    def tier(
+        self,
+        name: str,
+        tier: TierArgs,
+        *,
+        network: pulumi.Input[str] | None,
+        client_networks: Sequence[pulumi.Input[str]],
+        parent: pulumi.Resource,
+    ) -> Tier:
+        from virtstack_components.libvirt.tier import VmTier, VmTierArgs  # it imports this
+
+        return VmTier(
+            name, VmTierArgs(placement=self, tier=tier), pulumi.ResourceOptions(parent=parent)
+        )

@@ -1,0 +1,121 @@
+"""VmTier: replica VMs running the tier's command under systemd, behind an HAProxy VM."""
+
+from __future__ import annotations
+
+import functools
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+
+from virtstack_components import names
+from virtstack_components.cloudinit import user_data
+from virtstack_components.compat import renamed_from
+from virtstack_components.errors import ComponentError
+from virtstack_components.libvirt.placement import LibvirtPlacement
+from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
+from virtstack_components.tier import TierArgs, haproxy_config, published_url
+
+LB_MEMORY_MIB = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class VmTierArgs:
+    placement: LibvirtPlacement
+    tier: TierArgs
+
+
+class VmTier(pulumi.ComponentResource):
+    """N replica VMs listed by address in the HAProxy config of a load-balancer VM."""
+
+    endpoint: pulumi.Output[str]
+    """``address:port`` of the load-balancer VM."""
+    url: pulumi.Output[str]
+    """``http://address:port/`` where the tier is published, or "" when it is not."""
+    replica_names: list[str]
+    """Domain (host) names of the replicas."""
+
+    def __init__(
+        self, name: str, args: VmTierArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            "virtstack:libvirt:VmTier",
+            name,
+            None,
+            renamed_from("virtstack:service:ServiceTier", opts),
+        )
+        p, t = args.placement, args.tier
+        if t.replicas > t.max_replicas:
+            raise ComponentError(
+                f"tier {name}: {t.replicas} replicas exceed max_replicas {t.max_replicas}"
+            )
+        if t.command is None:
+            raise ComponentError(f"tier {name}: VM replicas need a command to run")
+        self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
+        command = shlex.join(t.command)
+        # Output.all() of nothing is a list, not a dict: start from an empty mapping.
+        env: pulumi.Output[dict[str, str]] = (
+            pulumi.Output.all(**dict(t.env)) if t.env else pulumi.Output.from_input({})
+        )
+
+        def replica_data(values: dict[str, str], replica: str) -> str:
+            return user_data(
+                "service",
+                hostname=replica,
+                user="virtstack",
+                ssh_authorized_keys=[],
+                service=name,
+                command=command,
+                env={**values, "VIRTSTACK_TIER": name},
+                data_path=t.volume.path if t.volume else None,
+            )
+
+        addresses = []
+        for i, replica in enumerate(self.replica_names):
+            disks = (
+                [
+                    DataDisk(
+                        name=names.replica_data_name(p.namespace, t.volume.name, i),
+                        size_gib=t.volume.size_gib,
+                    )
+                ]
+                if t.volume
+                else []
+            )
+            vm = VirtualMachine(
+                f"{name}-replica-{i}",
+                VirtualMachineArgs(
+                    placement=p,
+                    hostname=replica,
+                    user_data=env.apply(functools.partial(replica_data, replica=replica)),
+                    cpus=t.cpus,
+                    memory_mib=t.memory_mib,
+                    data_disks=disks,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            addresses.append(vm.address)
+        config = pulumi.Output.all(*addresses).apply(
+            lambda found: haproxy_config(
+                name, t, servers=list(zip(self.replica_names, found, strict=True))
+            )
+        )
+        lb = names.lb_name(name)
+        lb_vm = VirtualMachine(
+            lb,
+            VirtualMachineArgs(
+                placement=p,
+                user_data=config.apply(
+                    lambda cfg: user_data(
+                        "lb", hostname=lb, user="virtstack", ssh_authorized_keys=[], haproxy_cfg=cfg
+                    )
+                ),
+                memory_mib=LB_MEMORY_MIB,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.endpoint = lb_vm.address.apply(lambda a: f"{a}:{names.LB_PORT}")
+        self.url = published_url(t.publish)
+        self.register_outputs(
+            {"endpoint": self.endpoint, "url": self.url, "replica_names": self.replica_names}
+        )

@@ -1,0 +1,56 @@
+"""Names and ports shared by the components and the tools that find their resources again.
+
+Imports nothing heavy (no Pulumi), so the CLI can read a load balancer's stats or find an
+environment's data without loading the Pulumi SDK. Every name an engine sees is derived
+here once: a rename cannot split the component that makes a thing from the code that
+looks for it.
+"""
+
+from __future__ import annotations
+
+LB_PORT = 80
+"""Where every tier's load balancer listens, inside its network."""
+STATS_PORT = 8404
+"""HAProxy's stats page and its own liveness URI (/healthz)."""
+STATS_CSV_PATH = "/stats;csv"
+REGISTRY_PORT = 5000
+"""Where the registry listens inside its container or VM."""
+
+
+def tier_name(stack: str, tier: str) -> str:
+    """The component (and engine-side prefix) of tier ``tier`` in stack ``stack``."""
+    return f"{stack}-{tier}"
+
+
+def lb_name(tier: str) -> str:
+    """The load balancer of a tier (``tier`` as :func:`tier_name` made it)."""
+    return f"{tier}-lb"
+
+
+def backend_name(tier: str) -> str:
+    """The HAProxy backend that holds a tier's replicas."""
+    return f"be_{tier}"
+
+
+def replica_name(tier: str, index: int) -> str:
+    """Replica ``index`` of a tier: container name or VM host name."""
+    return f"{tier}-{index}"
+
+
+def replica_alias(tier: str) -> str:
+    """The network alias every container replica of a tier answers to."""
+    return f"{tier}-replica"
+
+
+def data_name(namespace: str, name: str) -> str:
+    """The engine's name for data called ``name`` in environment ``namespace``.
+
+    Data outlives the stack's resources, so its name carries the environment rather than
+    a component's name: the same environment finds it again.
+    """
+    return f"{namespace}-{name}"
+
+
+def replica_data_name(namespace: str, volume: str, index: int) -> str:
+    """The volume (or data disk) of replica ``index`` of a tier's volume ``volume``."""
+    return data_name(namespace, f"{volume}-{index}")

@@ -1,0 +1,150 @@
+"""The libvirt adapter: a libvirt host (local or remote) reached with virsh."""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from virtstack_components import names
+
+from virtstack import images, naming
+from virtstack.engines import hostcmd
+from virtstack.engines.base import Reachability
+from virtstack.engines.hostcmd import retry_transient
+from virtstack.errors import EngineCommandError, EngineUnreachableError
+from virtstack.spec import EnvironmentSpec, key
+
+# Data disks carry the image format as a suffix in the pool.
+_DISK_SUFFIX = ".qcow2"
+
+
+@dataclass(frozen=True)
+class KeptData:
+    """Data a previous deployment of an environment left in its data pool on the host."""
+
+    uri: str
+    pool: str
+
+    def _ask(self, *args: str) -> str | None:
+        try:
+            return hostcmd.run(hostcmd.virsh_argv(self.uri, *args), uri=self.uri).strip() or None
+        except (EngineCommandError, EngineUnreachableError):
+            # Not there; or no answer, which the provider reports better in a moment.
+            return None
+
+    def pool_id(self) -> str | None:
+        """The kept data pool's UUID, or None when there is none to adopt."""
+        return self._ask("pool-uuid", self.pool)
+
+    def volume_id(self, volume: str) -> str | None:
+        """A kept data volume's key (its id for the provider), or None."""
+        return self._ask("vol-key", "--pool", self.pool, volume)
+
+
+@dataclass(frozen=True)
+class LibvirtAdapter:
+    """What virtstack does to a libvirt host directly, outside Pulumi runs."""
+
+    kind: str = "libvirt"
+    parallel: int | None = 1
+    """The libvirt provider shares one connection between operations, and a cloud-init
+    ISO upload beside a domain deletion was seen to hang both forever: one at a time."""
+
+    def probe(self, uri: str) -> Reachability:
+        try:
+            # `virsh version` makes the daemon probe the hypervisor binary (4-16 s on a
+            # quiet machine); `hostname` is one round trip over the same connection.
+            argv = hostcmd.virsh_argv(uri, "hostname")
+            host = hostcmd.run(argv, uri=uri, timeout=hostcmd.PROBE_TIMEOUT).strip()
+        except (EngineUnreachableError, EngineCommandError) as exc:
+            return hostcmd.unreachable(self.kind, uri, exc)
+        return Reachability(engine=self.kind, uri=uri, reachable=True, detail=f"libvirt on {host}")
+
+    def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        return [*images.check_guest_image(spec), *self._problems(spec, env, uri)]
+
+    def _problems(self, spec: EnvironmentSpec, env: str, uri: str) -> Iterator[str]:
+        if hostcmd.is_local(uri):
+            path = Path(naming.pool_path(env, spec.engine.pool_path))
+            # libvirt makes the pool's directory and any folders above it, unless something
+            # in the way is not a folder.
+            blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                where = key("engine", "pool_path")
+                yield f"{where}: {blocker} is not a directory, so pool {path} cannot be made"
+        have = self.host_memory_mib(uri)
+        sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
+        sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
+        sized += [
+            (key("container_hosts", i, "memory"), h.memory)
+            for i, h in enumerate(spec.container_hosts)
+        ]
+        for where, mib in sized:
+            if mib > have:
+                yield f"{where}: {mib} MiB is more than the host {uri} has ({have} MiB)"
+
+    def host_memory_mib(self, uri: str) -> int:
+        """The host's memory, from ``virsh nodeinfo``."""
+        for line in hostcmd.run(hostcmd.virsh_argv(uri, "nodeinfo"), uri=uri).splitlines():
+            label, _, value = line.partition(":")
+            if label.strip() == "Memory size":
+                return int(value.split()[0]) // 1024  # KiB
+        raise EngineCommandError(f"{uri}: virsh nodeinfo reported no memory size")
+
+    def kept_data(self, uri: str, pool: str) -> KeptData:
+        """What an earlier deployment kept in data pool ``pool`` (the program adopts it)."""
+        return KeptData(uri, pool)
+
+    def _pools(self, uri: str) -> list[str]:
+        return hostcmd.run(hostcmd.virsh_argv(uri, "pool-list", "--all", "--name"), uri=uri).split()
+
+    def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        pool = naming.data_pool(env)
+        if pool not in self._pools(uri):
+            return []
+        out = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", pool), uri=uri)
+        found = (line.split()[0] for line in out.splitlines() if line.strip())
+        pattern = naming.data_pattern(spec, env)
+        return sorted(
+            n
+            for n in found
+            if n.endswith(_DISK_SUFFIX) and pattern.fullmatch(n.removesuffix(_DISK_SUFFIX))
+        )
+
+    def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        pool = naming.data_pool(env)
+        found = self.find_data(spec, env, uri)
+        for name in found:
+            hostcmd.run(hostcmd.virsh_argv(uri, "vol-delete", "--pool", pool, name), uri=uri)
+        # The data pool outlives destroy for its disks' sake; empty, it can go too.
+        if pool in self._pools(uri):
+            remaining = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", pool), uri=uri)
+            if not remaining.strip():
+                with contextlib.suppress(EngineCommandError):  # already stopped
+                    hostcmd.run(hostcmd.virsh_argv(uri, "pool-destroy", pool), uri=uri)
+                for step in ("pool-delete", "pool-undefine"):
+                    hostcmd.run(hostcmd.virsh_argv(uri, step, pool), uri=uri)
+        return found
+
+    @retry_transient
+    def lb_stats(
+        self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
+    ) -> str:
+        """Read from the load-balancer VM's stats port, at its address in the outputs."""
+        tiers = outputs.get("tiers") or {}
+        endpoint = str((tiers.get(tier) or {}).get("endpoint") or "")
+        host = endpoint.rpartition(":")[0]
+        lb = names.lb_name(names.tier_name(env, tier))
+        if not host:
+            raise EngineCommandError(f"{lb}: no address in the stack outputs (run up)")
+        url = f"http://{host}:{names.STATS_PORT}{names.STATS_CSV_PATH}"
+        with urllib.request.urlopen(url, timeout=hostcmd.DEFAULT_TIMEOUT) as response:
+            body: bytes = response.read()
+        return body.decode()
+
+
+ADAPTER = LibvirtAdapter()
