@@ -471,7 +471,7 @@ leftovers() {
 }
 
 # A shim killed by SIGKILL leaves its socket in /run/containerd/s, named by the sha256 of
-# <containerd address>/<namespace>/<id>: remove it.
+# <containerd address>/<namespace>/<id> (and .../debug for its debug socket): remove them.
 shim_socket() {
     local args ns="" id="" address="" a prev=""
     read -ra args <<<"$(cmdline "$1")"
@@ -482,7 +482,9 @@ shim_socket() {
         prev=$a
     done
     [ -n "$ns" ] && [ -n "$id" ] && [ -n "$address" ] || return 0
-    echo "/run/containerd/s/$(printf '%s' "$address/$ns/$id" | sha256sum | cut -d' ' -f1)"
+    for a in "$address/$ns/$id" "$address/$ns/$id/debug"; do
+        echo "/run/containerd/s/$(printf '%s' "$a" | sha256sum | cut -d' ' -f1)"
+    done
 }
 
 cmd_down() {
@@ -502,7 +504,7 @@ cmd_down() {
     for name in "${names[@]}"; do
         for pid in $(leftovers "$name"); do
             case "$(cmdline "$pid")" in
-                *containerd-shim*) s=$(shim_socket "$pid"); [ -n "$s" ] && sockets+=("$s") ;;
+                *containerd-shim*) mapfile -t -O "${#sockets[@]}" sockets < <(shim_socket "$pid") ;;
             esac
             rest+=("$pid")
         done
