@@ -81,14 +81,14 @@ def decide(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Decision]:
-    """A decision for every tier with a threshold rule; ``read_stats(lb)`` gives its CSV."""
+    """A decision for every tier with a threshold rule (``read_stats(tier)``: its LB's CSV)."""
     decisions = []
     for tier in spec.tiers:
         rule = tier.scaling
         if rule is None or rule.requests_per_replica_per_minute is None:
             continue
         rate = requests_per_minute(
-            functools.partial(read_stats, f"{env}-{tier.name}-lb"),
+            functools.partial(read_stats, tier.name),
             f"be_{env}-{tier.name}",
             window,
             sleep=sleep,

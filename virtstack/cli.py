@@ -1,8 +1,8 @@
-"""The virtstack command line, thin over operations, scaffold, diff, health and data.
+"""The virtstack command line: options, prompts and printing over :mod:`virtstack.workflows`.
 
 Only here does a :class:`~virtstack.errors.VirtstackError` become a message (one line per
-problem, on stderr) and an exit code: 2 for bad input, 1 for what failed. Pulumi and the
-targets are imported inside commands so ``virtstack --help`` stays fast.
+problem, on stderr) and an exit code: 2 for bad input (:class:`BadInputError`), 1 for what
+failed. Pulumi and the targets are imported inside commands so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -11,18 +11,15 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
 from virtstack.errors import (
+    BadInputError,
     EngineUnreachableError,
-    EnvironmentExistsError,
-    EnvironmentNotFoundError,
-    SpecError,
     ToolchainMissingError,
     UsageError,
     VirtstackError,
@@ -31,13 +28,14 @@ from virtstack.errors import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from virtstack.health import Reachability, TierHealth
-    from virtstack.operations import Engine, StackRef
-    from virtstack.spec import EnvironmentSpec
+    from virtstack.engines.base import EngineAdapter
+    from virtstack.environment import StackRef
+    from virtstack.runner import OnEvent, Runner
+    from virtstack.targets import Target
+    from virtstack.workflows import Session
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-_BAD_INPUT = (SpecError, EnvironmentNotFoundError, EnvironmentExistsError, UsageError)
 _PROJECT_KEY = "virtstack.project"
 
 app = typer.Typer(
@@ -49,36 +47,25 @@ app = typer.Typer(
 )
 
 
+def _target_adapter(target: Target) -> EngineAdapter:
+    return target.adapter
+
+
 @dataclass
 class Services:
     """What commands use to reach the outside world; tests swap single parts."""
 
-    engine: Engine
-    probe: Callable[[str, str], Reachability]
+    runner: Runner
     interactive: Callable[[], bool]
     """Whether a person can answer prompts (stdin is a terminal)."""
-    lb_health: Callable[..., list[TierHealth]]
-    find_data: Callable[[EnvironmentSpec, str, str, str], list[str]]
-    delete_data: Callable[[EnvironmentSpec, str, str, str], list[str]]
-    preflight: Callable[[EnvironmentSpec, str], None]
-    """Checks on the live engine (images, ports, guest image) before anything changes."""
-    read_stats: Callable[[str, str], str]
-    """HAProxy's stats CSV of a load-balancer container: (engine uri, container)."""
+    adapter: Callable[[Target], EngineAdapter] = field(default=_target_adapter)
+    """The engine adapter of a target (probe, preflight, data, load-balancer stats)."""
 
     @classmethod
     def default(cls) -> Services:
-        from virtstack import data, health, operations, preflight
+        from virtstack.runner import PulumiRunner
 
-        return cls(
-            engine=operations.PulumiEngine(),
-            probe=health.probe,
-            interactive=lambda: sys.stdin.isatty(),
-            lb_health=health.lb_health,
-            find_data=data.find_data,
-            delete_data=data.delete_data,
-            preflight=preflight.check,
-            read_stats=health.container_stats,
-        )
+        return cls(runner=PulumiRunner(), interactive=lambda: sys.stdin.isatty())
 
 
 P = ParamSpec("P")
@@ -88,7 +75,7 @@ R = TypeVar("R")
 def _fail(exc: VirtstackError) -> NoReturn:
     for line in str(exc).splitlines() or [type(exc).__name__]:
         typer.echo(f"error: {line}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, _BAD_INPUT) else EXIT_FAILED)
+    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, BadInputError) else EXIT_FAILED)
 
 
 def _handled(command: Callable[P, R]) -> Callable[P, R]:
@@ -135,7 +122,7 @@ def _project(ctx: typer.Context) -> Path:
 
 
 def _ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
-    from virtstack.operations import StackRef
+    from virtstack.environment import StackRef
 
     return StackRef(project=_project(ctx), env=env, target=target)
 
@@ -171,6 +158,25 @@ TargetOverride = Annotated[
 ]
 
 
+def _start(ctx: typer.Context, env: str, target: str | None, *, preflight: bool = False) -> Session:
+    """The command's environment, loaded once, its engine answering (and preflight run)."""
+    from virtstack import workflows
+
+    services = _services(ctx)
+    ref = _ref(ctx, env, target)
+    return workflows.start(ref, services.runner, services.adapter, preflight=preflight)
+
+
+def _password(session: Session, *, err: bool = False) -> None:
+    """Generate the registry password if needed, and say so."""
+    from virtstack import workflows
+    from virtstack.secrets import PASSWORD_CONFIG_KEY
+
+    if workflows.ensure_password(session):
+        message = f"generated the registry password: secret {PASSWORD_CONFIG_KEY}"
+        typer.echo(message, err=True) if err else _console().print(message)
+
+
 # -- targets ----------------------------------------------------------------------------
 
 
@@ -181,31 +187,12 @@ def targets_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the matrix as JSON.")] = False,
 ) -> None:
     """The targets, what each supports, and whether its engine answers from here."""
-    from virtstack import report
+    from virtstack import report, workflows
     from virtstack.targets import TARGETS
 
-    services = _services(ctx)
-    engines = sorted({(t.engine, t.default_uri) for t in TARGETS.values()})
-    with ThreadPoolExecutor(max_workers=len(engines)) as pool:
-        found = dict(zip(engines, pool.map(lambda e: services.probe(*e), engines), strict=True))
-    reach = {name: found[(t.engine, t.default_uri)] for name, t in TARGETS.items()}
+    reach = workflows.reach_targets(TARGETS, _services(ctx).adapter)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    name: {
-                        "summary": t.summary,
-                        "engine": t.engine,
-                        "default_uri": t.default_uri,
-                        "capabilities": sorted(c.value for c in t.capabilities),
-                        "reachable": reach[name].reachable,
-                        "detail": reach[name].detail,
-                    }
-                    for name, t in TARGETS.items()
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(report.targets_json(list(TARGETS.values()), reach), indent=2))
         return
     _console().print(report.targets_table(list(TARGETS.values()), reach))
 
@@ -249,7 +236,7 @@ def new(
     ] = False,
 ) -> None:
     """Create stacks/Pulumi.ENV.yaml from the target's template (or another environment)."""
-    from virtstack import operations, scaffold
+    from virtstack import scaffold, secrets, workflows
 
     services = _services(ctx)
     project = _project(ctx)
@@ -260,25 +247,23 @@ def new(
     )
     scaffold.write(made)
     console = _console()
-    spec = made.checked.spec
-    console.print(f"wrote {made.path} from {made.origin} (target {made.checked.target.name})")
-    ref = operations.StackRef(project=project, env=env)
+    console.print(f"wrote {made.path} from {made.origin} (target {made.environment.target.name})")
+    session = workflows.open_session(
+        _ref(ctx, env, None), services.runner, services.adapter, environment=made.environment
+    )
     try:
-        services.engine.init(ref)
-        generated = operations.ensure_registry_password(services.engine, ref, spec)
+        services.runner.init(session.ref)
+        generated = workflows.ensure_password(session)
     except ToolchainMissingError as exc:
-        later = (
-            " and the registry password generated"
-            if operations.needs_registry_password(spec)
-            else ""
-        )
+        needed = secrets.needs_registry_password(made.environment.spec)
+        later = " and the registry password generated" if needed else ""
         console.print(
             f"[yellow]{exc}[/]\nthe stack will be initialised{later} on first `virtstack up {env}`"
         )
         return
     console.print(f"stack {env} initialised")
     if generated:
-        console.print(f"generated the registry password: secret {operations.PASSWORD_CONFIG_KEY}")
+        console.print(f"generated the registry password: secret {secrets.PASSWORD_CONFIG_KEY}")
 
 
 # -- preview ----------------------------------------------------------------------------
@@ -308,79 +293,66 @@ def preview(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Show what `up` would change, grouped by tier and component."""
-    from virtstack import diff, health, operations
+    from virtstack import workflows
+    from virtstack.plan.markdown import markdown as plan_markdown
+    from virtstack.plan.terminal import renderable
+    from virtstack.runner import EventLog
 
-    services = _services(ctx)
-    ref = _ref(ctx, env, target)
-    log = operations.EventLog()
+    log = EventLog()
     target_name = target or ""
     try:
-        checked = operations.load(ref)
-        target_name = checked.target.name
-        health.require_reachable(checked.target.engine, checked.uri, services.probe)
-        services.preflight(checked.spec, env)
+        session = _start(ctx, env, target, preflight=True)
+        target_name = session.environment.target.name
         # The program refuses to run without the password; generating it changes nothing
         # deployed, so a preview may do it (up would do the same).
-        if operations.ensure_registry_password(services.engine, ref, checked.spec):
-            typer.echo(
-                f"generated the registry password: {operations.PASSWORD_CONFIG_KEY}", err=True
-            )
-        services.engine.preview(ref, log)
+        _password(session, err=True)
+        plan = workflows.preview(session, log)
     except VirtstackError as exc:
         if markdown is not None:
-            failed = diff.plan(log.events, env, target_name)
-            failed.errors = _problems(exc)
-            _write_markdown(markdown, diff.markdown(failed))
+            failed = workflows.failed_plan(log.events, env, target_name, exc)
+            _write_markdown(markdown, plan_markdown(failed))
         raise
-    plan = diff.plan(log.events, env, checked.target.name)
     if markdown is not None:
-        _write_markdown(markdown, diff.markdown(plan))
+        _write_markdown(markdown, plan_markdown(plan))
     if as_json:
         typer.echo(json.dumps(plan.as_json(), indent=2))
     elif str(markdown) != "-":
-        _console().print(diff.renderable(plan))
-
-
-def _problems(exc: VirtstackError) -> list[str]:
-    problems = getattr(exc, "problems", None)
-    return [str(p) for p in problems] if isinstance(problems, list) else str(exc).splitlines()
+        _console().print(renderable(plan))
 
 
 # -- up / destroy / refresh -------------------------------------------------------------
 
 
-def _run(services: Services, ref: StackRef, operation: str, run: Callable[..., None]) -> str:
-    """Run an engine operation under a progress display; its one-line summary."""
+def _run(session: Session, operation: str, run: Callable[[Session, OnEvent], R]) -> R:
+    """Run a Pulumi operation under a progress display, then print its one-line summary."""
     from virtstack.report import RunProgress
 
-    with RunProgress(console=_console(), title=f"{operation} {ref.env}") as progress:
-        run(ref, progress)
-    return progress.headline()
+    console = _console()
+    with RunProgress(console=console, title=f"{operation} {session.env}") as progress:
+        result = run(session, progress)
+    console.print(f"[bold]{session.env}[/]: {progress.headline()}")
+    return result
 
 
-def _deploy(ref: StackRef, services: Services, *, confirm: bool = False) -> None:
+def _deploy(session: Session, *, confirm: bool = False) -> None:
     """The common tail of up and scale: the password, the update, the summary.
 
     With ``confirm`` a person is shown the plan and asked first.
     """
-    from virtstack import diff, operations, report
+    from virtstack import report, workflows
+    from virtstack.plan.terminal import renderable
+    from virtstack.runner import EventLog
 
-    checked = operations.load(ref)
-    services.preflight(checked.spec, ref.env)
+    _password(session)
     console = _console()
-    if operations.ensure_registry_password(services.engine, ref, checked.spec):
-        console.print(f"generated the registry password: secret {operations.PASSWORD_CONFIG_KEY}")
     if confirm:
-        log = operations.EventLog()
-        services.engine.preview(ref, log)
-        plan = diff.plan(log.events, ref.env, checked.target.name)
-        console.print(diff.renderable(plan))
-        if plan.has_changes and not typer.confirm(f"Apply these changes to {ref.env}?"):
+        plan = workflows.preview(session, EventLog())
+        console.print(renderable(plan))
+        if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
             typer.echo("nothing changed", err=True)
             raise typer.Exit(EXIT_FAILED)
-    headline = _run(services, ref, "up", services.engine.up)
-    console.print(f"[bold]{ref.env}[/]: {headline}")
-    console.print(report.outputs_summary(ref.env, services.engine.outputs(ref)))
+    outputs = _run(session, "up", workflows.up)
+    console.print(report.outputs_summary(session.env, outputs))
 
 
 @app.command()
@@ -397,14 +369,9 @@ def up(
     ] = False,
 ) -> None:
     """Create or update everything the environment declares."""
-    from virtstack import health, operations
-
-    services = _services(ctx)
-    ref = _ref(ctx, env, target)
-    checked = operations.load(ref)
-    health.require_reachable(checked.target.engine, checked.uri, services.probe)
+    session = _start(ctx, env, target, preflight=True)
     # Without a terminal there is nobody to ask: the command itself is the decision.
-    _deploy(ref, services, confirm=not yes and services.interactive())
+    _deploy(session, confirm=not yes and _services(ctx).interactive())
 
 
 @app.command()
@@ -423,32 +390,27 @@ def destroy(
     ] = False,
 ) -> None:
     """Remove everything the environment deployed; data volumes are kept unless asked."""
-    from virtstack import health, operations
+    from virtstack import workflows
 
-    services = _services(ctx)
-    ref = _ref(ctx, env, target)
-    checked = operations.load(ref)
-    engine, uri = checked.target.engine, checked.uri
-    health.require_reachable(engine, uri, services.probe)
+    session = _start(ctx, env, target)
     if not yes:
-        if not services.interactive():
+        if not _services(ctx).interactive():
             raise UsageError(f"destroy {env}: pass --yes to confirm (no terminal to ask on)")
         data = "and delete its data" if delete_data else "(its data is kept)"
+        uri = session.environment.uri
         if not typer.confirm(f"Destroy {env} on {uri} {data}?", default=False):
             typer.echo("nothing destroyed", err=True)
             raise typer.Exit(EXIT_FAILED)
+    _run(session, "destroy", workflows.destroy)
+    found = workflows.data_after_destroy(session, delete=delete_data)
     console = _console()
-    headline = _run(services, ref, "destroy", services.engine.destroy)
-    console.print(f"[bold]{env}[/]: {headline}")
     if delete_data:
-        removed = services.delete_data(checked.spec, env, engine, uri)
+        deleted = ", ".join(found.deleted)
+        console.print(f"deleted data: {deleted}" if deleted else "no data volumes to delete")
+    elif found.kept:
         console.print(
-            f"deleted data: {', '.join(removed)}" if removed else "no data volumes to delete"
+            f"kept data: {', '.join(found.kept)} (destroy {env} --delete-data removes it)"
         )
-        return
-    kept = services.find_data(checked.spec, env, engine, uri)
-    if kept:
-        console.print(f"kept data: {', '.join(kept)} (destroy {env} --delete-data removes it)")
     else:
         console.print("no data volumes were kept")
 
@@ -457,14 +419,9 @@ def destroy(
 @_handled
 def refresh(ctx: typer.Context, env: Env, target: TargetOverride = None) -> None:
     """Read the engine's actual state into the stack (drift shows in the next preview)."""
-    from virtstack import health, operations
+    from virtstack import workflows
 
-    services = _services(ctx)
-    ref = _ref(ctx, env, target)
-    checked = operations.load(ref)
-    health.require_reachable(checked.target.engine, checked.uri, services.probe)
-    headline = _run(services, ref, "refresh", services.engine.refresh)
-    _console().print(f"[bold]{env}[/]: {headline}")
+    _run(_start(ctx, env, target), "refresh", workflows.refresh)
 
 
 # -- status -----------------------------------------------------------------------------
@@ -481,41 +438,23 @@ def status(
     ] = False,
 ) -> None:
     """The stack's outputs and the live health of every load-balancer backend."""
-    from dataclasses import asdict
-
-    from virtstack import operations, report
+    from virtstack import report, workflows
 
     services = _services(ctx)
-    ref = _ref(ctx, env, target)
-    checked = operations.load(ref)
-    outputs = services.engine.outputs(ref)
-    values = report.plain_outputs(outputs)
-    engine, uri = checked.target.engine, checked.uri
-    reach = services.probe(engine, uri)
-    tiers = (
-        services.lb_health(checked.spec, env, engine, uri, values)
-        if reach.reachable and values
-        else []
-    )
+    # Outputs come from the stack, not the engine: shown even when it does not answer.
+    session = workflows.open_session(_ref(ctx, env, target), services.runner, services.adapter)
+    found = workflows.status(session)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "outputs": values,
-                    "reachable": reach.reachable,
-                    "health": [asdict(t) for t in tiers],
-                },
-                indent=2,
-                default=str,
-            )
-        )
+        typer.echo(json.dumps(found.as_json(), indent=2, default=str))
     else:
         console = _console()
-        console.print(report.outputs_summary(env, outputs))
-        if tiers:
-            console.print(report.health_table(tiers))
-    if not reach.reachable:
-        raise EngineUnreachableError(f"{uri}: {engine} engine not reachable ({reach.detail})")
+        console.print(report.outputs_summary(env, found.outputs))
+        if found.tiers:
+            console.print(report.health_table(found.tiers))
+    if not found.reach.reachable:
+        raise EngineUnreachableError(
+            f"{found.reach.uri}: {session.adapter.kind} engine not reachable ({found.reach.detail})"
+        )
 
 
 # -- scale ------------------------------------------------------------------------------
@@ -534,21 +473,16 @@ def scale(
     target: TargetOverride = None,
 ) -> None:
     """Set a tier's replica count in the stack file, then run up (so it is never drift)."""
-
     _scale(_services(ctx), _ref(ctx, env, target), tier, replicas)
 
 
 def _scale(services: Services, ref: StackRef, tier: str, replicas: int) -> None:
     """Write a tier's new replica count into the stack file, then deploy it."""
-    from virtstack import health, operations
+    from virtstack import workflows
 
-    change = operations.plan_scale(ref, tier, replicas)
-    checked = change.checked
-    health.require_reachable(checked.target.engine, checked.uri, services.probe)
-    services.preflight(checked.spec, ref.env)  # before the file changes: a refusal leaves it
-    change.write()
+    change, session = workflows.scale(ref, services.runner, services.adapter, tier, replicas)
     _console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
-    _deploy(ref, services)
+    _deploy(session)
 
 
 @app.command()
@@ -569,21 +503,12 @@ def autoscale(
     A tier above its requests_per_replica_per_minute gets one more replica, one well
     below it one fewer, within min..max; each change is a `scale`.
     """
-    from virtstack import autoscale as rules
-    from virtstack import health, operations
+    from virtstack import workflows
 
     services = _services(ctx)
     ref = _ref(ctx, env, None)
     while True:
-        checked = operations.load(ref)
-        if checked.target.engine != "docker":
-            raise UsageError(
-                f"autoscale {env}: the {checked.target.name} target has no threshold scaling"
-            )
-        health.require_reachable(checked.target.engine, checked.uri, services.probe)
-        decisions = rules.decide(
-            checked.spec, env, functools.partial(services.read_stats, checked.uri), window
-        )
+        decisions = workflows.autoscale_step(ref, services.runner, services.adapter, window)
         for d in decisions:
             verdict = f"→ {d.desired}" if d.changes else "stays"
             _console().print(

@@ -10,7 +10,11 @@ from __future__ import annotations
 from virtstack_components.errors import ComponentError, TemplateError, VirtstackError
 
 
-class SpecError(VirtstackError):
+class BadInputError(VirtstackError):
+    """What the user gave is wrong (a spec, a stack file, a command-line value): exit 2."""
+
+
+class SpecError(BadInputError):
     """An environment spec is malformed or asks for something its target cannot do.
 
     ``problems`` holds one ``"virtstack:key.path: what is wrong"`` line per problem.
@@ -25,15 +29,19 @@ class ToolchainMissingError(VirtstackError):
     """The Pulumi CLI or a pinned provider plugin is not installed."""
 
 
-class EnvironmentNotFoundError(VirtstackError):
+class EnvironmentNotFoundError(BadInputError):
     """No stack file for the named environment."""
 
 
-class EnvironmentExistsError(VirtstackError):
+class EnvironmentExistsError(BadInputError):
     """An environment's stack file already exists and would be overwritten."""
 
 
-class UsageError(VirtstackError):
+class StackFileError(BadInputError):
+    """A stack file is not valid YAML, or not shaped like one (a mapping with ``config:``)."""
+
+
+class UsageError(BadInputError):
     """A command-line value is malformed, or missing with no terminal to ask on."""
 
 
@@ -48,7 +56,7 @@ class EngineCommandError(VirtstackError):
 class OperationError(VirtstackError):
     """A Pulumi operation (preview, up, destroy, refresh) failed.
 
-    ``problems`` holds the engine's error diagnostics, one line each.
+    ``problems`` holds Pulumi's error diagnostics, one line each.
     """
 
     def __init__(self, operation: str, env: str, problems: list[str]) -> None:
@@ -59,6 +67,7 @@ class OperationError(VirtstackError):
 
 
 __all__ = [
+    "BadInputError",
     "ComponentError",
     "EngineCommandError",
     "EngineUnreachableError",
@@ -66,6 +75,7 @@ __all__ = [
     "EnvironmentNotFoundError",
     "OperationError",
     "SpecError",
+    "StackFileError",
     "TemplateError",
     "ToolchainMissingError",
     "UsageError",

@@ -1,9 +1,12 @@
-"""What the CLI shows: targets, run progress, stack outputs and load-balancer health."""
+"""What the CLI shows: targets, run progress, stack outputs and load-balancer health.
+
+Tables for a terminal, and the same facts as JSON-ready data for ``--json``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +15,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from virtstack.diff import OPS, RETAINED, SECRET, STYLE, SYMBOL, Op, short_type, split_urn
-from virtstack.health import Reachability, TierHealth
+from virtstack.engines.base import Reachability, TierHealth
+from virtstack.plan.events import OPS, RETAINED, SECRET, STYLE, SYMBOL, Op, short_type, split_urn
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
-    from virtstack.operations import StackOutput
+    from virtstack.runner import StackOutput
     from virtstack.targets import Target
 
 YES = "✓"
@@ -41,7 +44,7 @@ def targets_table(targets: Sequence[Target], reach: Mapping[str, Reachability]) 
         r = reach[t.name]
         engines.add_row(
             Text.assemble((t.name, "bold"), "\n", (t.summary, "dim")),
-            t.engine,
+            t.adapter.kind,
             t.default_uri,
             Text(f"{YES} {r.detail}", style="green")
             if r.reachable
@@ -60,6 +63,30 @@ def targets_table(targets: Sequence[Target], reach: Mapping[str, Reachability]) 
             ),
         )
     return Group(engines, Text(), matrix)
+
+
+def targets_json(
+    targets: Sequence[Target], reach: Mapping[str, Reachability]
+) -> dict[str, dict[str, Any]]:
+    """``targets --json``: each target's engine, capabilities and reachability."""
+    return {
+        t.name: {
+            "summary": t.summary,
+            "engine": t.adapter.kind,
+            "default_uri": t.default_uri,
+            "capabilities": sorted(c.value for c in t.capabilities),
+            "reachable": reach[t.name].reachable,
+            "detail": reach[t.name].detail,
+        }
+        for t in targets
+    }
+
+
+def status_json(
+    outputs: Mapping[str, Any], reachable: bool, tiers: Sequence[TierHealth]
+) -> dict[str, Any]:
+    """``status --json``: plain outputs, whether the engine answered, backend health."""
+    return {"outputs": dict(outputs), "reachable": reachable, "health": [asdict(t) for t in tiers]}
 
 
 @dataclass

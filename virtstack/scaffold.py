@@ -16,11 +16,11 @@ from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml.comments import CommentedMap
 from virtstack_components.templating import render
 
-from virtstack import stackedit
+from virtstack import stackfiles
+from virtstack.environment import Environment, check_config
 from virtstack.errors import EnvironmentExistsError, UsageError, VirtstackError
-from virtstack.operations import Checked, check_config
 from virtstack.spec import NAMESPACE, Name
-from virtstack.stackfiles import environments, read_config, stack_file
+from virtstack.stackfiles import environments, load_stack, read_config, stack_file
 
 # New VM environments get the first free 192.168.x.0/24 from x = 150, clear of the other
 # environments' networks; containers the first free host ports.
@@ -39,7 +39,7 @@ class Scaffold:
     env: str
     path: Path
     text: str
-    checked: Checked
+    environment: Environment
     origin: str
     """Where the config came from: a template or another environment."""
 
@@ -74,7 +74,7 @@ def prepare(
     path = stack_file(project, env)
     if path.exists() and not force:
         raise EnvironmentExistsError(f"{path}: environment {env!r} exists (--force overwrites it)")
-    assignments = [stackedit.parse_assignment(s) for s in sets]
+    assignments = [stackfiles.parse_assignment(s) for s in sets]
     if source is not None:
         document, origin = _copy(project, source, env, target), f"a copy of {source}"
     elif target is not None:
@@ -85,14 +85,14 @@ def prepare(
     else:
         raise UsageError(f"new {env}: --target or --from is required")
     for assignment_path, value in assignments:
-        stackedit.set_value(document, assignment_path, value)
+        stackfiles.set_value(document, assignment_path, value)
     if path.exists():
-        _keep_secrets(stackedit.load_file(path), document)
-    checked = check_config(stackedit.plain(document))
-    text = stackedit.dump(document)
+        _keep_secrets(stackfiles.load_file(path), document)
+    environment = check_config(stackfiles.plain(document))
+    text = stackfiles.dump(document)
     if source is not None:
         text = f"# {env}: created by `virtstack new {env} --from {source}`.\n{text}"
-    return Scaffold(env=env, path=path, text=text, checked=checked, origin=origin)
+    return Scaffold(env=env, path=path, text=text, environment=environment, origin=origin)
 
 
 def write(scaffold: Scaffold) -> None:
@@ -114,12 +114,11 @@ def _from_template(project: Path, env: str, target_name: str) -> CommentedMap:
         publish_port=_free_port(_FIRST_PUBLISH, ports),
         registry_port=_free_port(_FIRST_REGISTRY, ports),
     )
-    return stackedit.load(text, f"templates/{template_name(target.name)}")
+    return stackfiles.load(text, f"templates/{template_name(target.name)}")
 
 
 def _copy(project: Path, source: str, env: str, target: str | None) -> CommentedMap:
-    read_config(project, source)  # a missing source is an EnvironmentNotFoundError
-    document = stackedit.load_file(stack_file(project, source))
+    document = load_stack(project, source)  # a missing source: EnvironmentNotFoundError
     # Secrets are encrypted with the source stack's salt: the new stack makes its own.
     document.pop(_SALT, None)
     config = document["config"]

@@ -318,7 +318,7 @@ def _check_tiers(spec: EnvironmentSpec) -> Iterator[str]:
     published: dict[tuple[str, int], str] = {}
     if spec.registry.enabled:
         published[(str(spec.registry.address), spec.registry.port)] = key("registry", "port")
-    fed = {t.upstream for t in spec.tiers}
+    front = {t.name for t in spec.front_tiers()}
     for i, tier in enumerate(spec.tiers):
         if tier.stateful and tier.volume is None:
             yield f"{key('tiers', i, 'volume')}: stateful tier {tier.name!r} needs a volume"
@@ -338,7 +338,7 @@ def _check_tiers(spec: EnvironmentSpec) -> Iterator[str]:
                     f"scaling min..max ({lo}..{hi})"
                 )
         if tier.publish is not None:
-            if tier.name in fed:
+            if tier.name not in front:
                 yield (
                     f"{key('tiers', i, 'publish')}: only a front tier is published; "
                     f"{tier.name!r} receives traffic from another tier"

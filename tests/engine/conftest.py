@@ -6,7 +6,7 @@ libvirtd or the built toolchain is missing the tests skip, or fail when ``CI`` i
 Fixtures (see the README of this tier in tools/TOOLCHAIN.md):
     docker_engine  session  -> str        Docker server version
     libvirt_uri    session  -> str        "qemu:///system", checked with virsh
-    toolchain      session  -> dict       env of virtstack.engine.pulumi_environment
+    toolchain      session  -> dict       env of virtstack.toolchain.pulumi_environment
     images         session  -> Images     built by images/build.sh (base, busybox)
     registry       session  -> Registry   a registry container on 127.0.0.1, busybox pushed
     unique_prefix  function -> str        "vst-<8 hex>-": name every object a test makes
@@ -31,7 +31,7 @@ import pytest
 from tests.engine import harness
 from tests.engine.harness import LABEL, PROJECT, run
 from tests.support import unavailable, wait_until_serving
-from virtstack import engine
+from virtstack import toolchain as engine
 from virtstack.errors import ToolchainMissingError
 
 if TYPE_CHECKING:

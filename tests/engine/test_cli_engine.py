@@ -8,7 +8,6 @@ repository's stacks and state are never touched. Everything it makes is named
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import shutil
@@ -22,8 +21,8 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from tests.engine.cli_support import cli, make_project, ok
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers
 from tests.support import free_port
-from virtstack import operations
-from virtstack.errors import OperationError
+from virtstack.environment import StackRef
+from virtstack.runner import EventLog, PulumiRunner
 from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config
 
@@ -126,12 +125,10 @@ def test_unreachable_engine_is_reported_before_pulumi_runs(cli_project: Path) ->
 def test_target_override_reaches_the_program_and_not_the_file(cli_project: Path) -> None:
     shutil.copy2(PROJECT / "stacks" / "Pulumi.lab.yaml", cli_project / "stacks" / "Pulumi.lab.yaml")
     before = (cli_project / "stacks" / "Pulumi.lab.yaml").read_text()
-    log = operations.EventLog()
-    ref = operations.StackRef(project=cli_project, env="lab", target="hypervisor")
-    # Whether the preview gets far on this machine (guest image, libvirt) does not
-    # matter here: the engine reports the config it ran with before the program runs.
-    with contextlib.suppress(OperationError):
-        operations.PulumiEngine().preview(ref, log)
+    log = EventLog()
+    ref = StackRef(project=cli_project, env="lab", target="hypervisor")
+    # The engine tier has libvirt and the guest image: the preview must succeed.
+    PulumiRunner().preview(ref, log)
     [prelude] = [e.prelude_event for e in log.events if e.prelude_event is not None]
     assert prelude.config["virtstack:target"] == "hypervisor"
     # Creating the stack adds its encryption salt to the file; the config stays as it was.

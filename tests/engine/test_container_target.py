@@ -27,7 +27,9 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from tests.engine.cli_support import cli, make_project, ok
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
-from virtstack import operations, stackedit
+from virtstack import stackfiles as stackedit
+from virtstack.environment import StackRef
+from virtstack.runner import PulumiRunner
 from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine
@@ -249,9 +251,7 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
 def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
     upload = f"http://{dev.registry}/v2/{dev.name}/probe/blobs/uploads/"
     assert httpx.post(upload, timeout=10).status_code == 401
-    outputs = operations.PulumiEngine().outputs(
-        operations.StackRef(project=dev.project, env=dev.name)
-    )
+    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name))
     password = outputs["registry_password"]
     assert password.secret
     user = outputs["registry_username"].value

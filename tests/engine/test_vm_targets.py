@@ -25,7 +25,7 @@ import yaml
 from tests.engine.cli_support import cli, make_project, ok
 from tests.engine.guest import cloud_init_done, run_in
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
-from virtstack import stackedit
+from virtstack import stackfiles as stackedit
 from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine

@@ -66,8 +66,8 @@ def test_decide_scales_only_tiers_with_a_threshold() -> None:
             ],
         }
     )
-    counts = {"dev-web-lb": iter([0, 1500])}
-    read = lambda lb: stats("be_dev-web", next(counts[lb]))  # noqa: E731
+    counts = {"web": iter([0, 1500])}
+    read = lambda tier: stats(f"be_dev-{tier}", next(counts[tier]))  # noqa: E731
     [decision] = decide(spec, "dev", read, 60, sleep=lambda s: None)
     assert decision.tier == "web"
     assert decision.per_replica_per_minute == 750.0

@@ -8,9 +8,9 @@ from rich.console import Console
 
 from tests.unit.fixtures.cli_support import events
 from virtstack import report
-from virtstack.diff import Op
-from virtstack.health import ServerHealth, TierHealth
-from virtstack.operations import StackOutput
+from virtstack.engines.base import ServerHealth, TierHealth
+from virtstack.plan.events import Op
+from virtstack.runner import StackOutput
 
 
 def _console() -> tuple[Console, io.StringIO]:

@@ -1,4 +1,4 @@
-"""Preview event streams → the plan, its markdown, terminal and JSON renderings."""
+"""virtstack.plan: preview event streams → the plan, its markdown, terminal and JSON."""
 
 from __future__ import annotations
 
@@ -9,30 +9,34 @@ import re
 import pytest
 from rich.console import Console
 
-from tests.unit.fixtures.cli_support import FIXTURES, events
-from virtstack import diff, operations
-from virtstack.diff import Op
+from tests.unit.fixtures.cli_support import FIXTURES, events, events_from_json
+from virtstack.plan import model
+from virtstack.plan.events import RETAINED, Op, diagnostic_lines, short_type, split_urn
+from virtstack.plan.markdown import markdown
+from virtstack.plan.model import Change, Plan
+from virtstack.plan.terminal import renderable
+from virtstack.runner import EventLog
 
 CHANGES = "handmade-preview-changes.json"
 
 
 @pytest.fixture
-def plan() -> diff.Plan:
-    return diff.plan(events(CHANGES), "dev", "container")
+def plan() -> Plan:
+    return model.plan(events(CHANGES), "dev", "container")
 
 
-def by_name(plan: diff.Plan) -> dict[str, diff.Change]:
+def by_name(plan: Plan) -> dict[str, Change]:
     return {c.name: c for c in plan.changes}
 
 
-def test_replacement_steps_fold_into_one_replace(plan: diff.Plan) -> None:
+def test_replacement_steps_fold_into_one_replace(plan: Plan) -> None:
     lb = by_name(plan)["dev-web-lb"]
     assert lb.op is Op.REPLACE
     assert lb.replace_keys == ["uploads"]
     assert [c.name for c in plan.replacements()] == ["dev-web-lb"]
 
 
-def test_counts_are_custom_resources_only(plan: diff.Plan) -> None:
+def test_counts_are_custom_resources_only(plan: Plan) -> None:
     # Components and the stack are groupings, not things the engine creates.
     assert plan.counts() == {
         "create": 1, "update": 3, "replace": 1, "delete": 2, "import": 0, "same": 4,
@@ -40,7 +44,7 @@ def test_counts_are_custom_resources_only(plan: diff.Plan) -> None:
     assert not any(c.type.startswith("virtstack:") for c in plan.changes)
 
 
-def test_resources_group_under_their_tier_or_top_component(plan: diff.Plan) -> None:
+def test_resources_group_under_their_tier_or_top_component(plan: Plan) -> None:
     groups = {c.name: c.group.label for c in plan.changes}
     assert groups == {
         "dev-web-replica-2": "ServiceTier dev-web",
@@ -53,7 +57,7 @@ def test_resources_group_under_their_tier_or_top_component(plan: diff.Plan) -> N
     }
 
 
-def test_changed_values_come_from_the_detailed_paths(plan: diff.Plan) -> None:
+def test_changed_values_come_from_the_detailed_paths(plan: Plan) -> None:
     changes = by_name(plan)
     # A config file's changed lines, not the whole (truncated) file.
     assert changes["dev-web-lb"].values == {"uploads[0].content": ("maxconn 4096", "maxconn 8192")}
@@ -63,16 +67,16 @@ def test_changed_values_come_from_the_detailed_paths(plan: diff.Plan) -> None:
     }
 
 
-def test_secrets_are_masked_everywhere(plan: diff.Plan) -> None:
+def test_secrets_are_masked_everywhere(plan: Plan) -> None:
     registry = by_name(plan)["dev-registry-server"]
     assert registry.values == {"password": ("(none)", "[secret]")}
-    rendered = diff.markdown(plan) + str(plan.as_json())
+    rendered = markdown(plan) + str(plan.as_json())
     assert "ciphertext" not in rendered
     assert "1b47061264138c4ac30d75fd1eb44270" not in rendered
 
 
-def test_markdown_is_a_pull_request_comment(plan: diff.Plan) -> None:
-    text = diff.markdown(plan)
+def test_markdown_is_a_pull_request_comment(plan: Plan) -> None:
+    text = markdown(plan)
     lines = text.splitlines()
     assert lines[0] == (
         "### `dev` (container): 1 to create, 3 to update, 1 to replace, 2 to delete (4 unchanged)"
@@ -90,16 +94,16 @@ def test_markdown_is_a_pull_request_comment(plan: diff.Plan) -> None:
     assert text.count("<details open>") == text.count("</details>") == 5
 
 
-def test_markdown_table_rows_keep_their_columns(plan: diff.Plan) -> None:
+def test_markdown_table_rows_keep_their_columns(plan: Plan) -> None:
     # A pipe in a value must not split the cell; a backtick must not end the code span.
-    rows = [ln for ln in diff.markdown(plan).splitlines() if ln.startswith("| update | `dev-app")]
+    rows = [ln for ln in markdown(plan).splitlines() if ln.startswith("| update | `dev-app")]
     [row] = rows
     cells = re.split(r"(?<!\\)\|", row)[1:-1]
     assert len(cells) == 4
     assert cells[3].strip() == "`envs[0]`: `MODE=a` → `` MODE=a\\|b `x` ``"
 
 
-def test_json_summary(plan: diff.Plan) -> None:
+def test_json_summary(plan: Plan) -> None:
     shown = plan.as_json()
     assert shown["counts"]["replace"] == 1
     web = next(g for g in shown["groups"] if g["group"] == "ServiceTier dev-web")
@@ -110,9 +114,9 @@ def test_json_summary(plan: diff.Plan) -> None:
     assert shown["warnings"] == ["dev-web-lb: the published port moves for a moment"]
 
 
-def test_terminal_rendering(plan: diff.Plan) -> None:
+def test_terminal_rendering(plan: Plan) -> None:
     out = io.StringIO()
-    Console(file=out, width=160, color_system=None).print(diff.renderable(plan))
+    Console(file=out, width=160, color_system=None).print(renderable(plan))
     text = out.getvalue()
     assert re.search(r"\+-\s+│\s+dev-web-lb", text)
     assert "replaced because of uploads" in text
@@ -122,28 +126,28 @@ def test_terminal_rendering(plan: diff.Plan) -> None:
 
 def test_no_changes_says_so() -> None:
     same = [e for e in events(CHANGES) if _op(e) in (None, "same")]
-    plan = diff.plan(same, "dev")
+    plan = model.plan(same, "dev")
     assert not plan.has_changes
-    assert diff.markdown(plan).splitlines()[0] == "### `dev`: no changes (4 unchanged)"
+    assert markdown(plan).splitlines()[0] == "### `dev`: no changes (4 unchanged)"
 
 
 def test_failed_preview_markdown_lists_the_errors() -> None:
-    plan = diff.Plan(env="lab", target="hostos", errors=["lab-pool: permission denied | <x>"])
-    assert diff.markdown(plan) == (
+    plan = Plan(env="lab", target="hostos", errors=["lab-pool: permission denied | <x>"])
+    assert markdown(plan) == (
         "### `lab` (hostos): preview failed\n\n> [!CAUTION]\n"
         "> - lab-pool: permission denied \\| &lt;x>\n"
     )
 
 
 def test_error_diagnostics_are_collected() -> None:
-    stream = diff.events_from_json(
+    stream = events_from_json(
         [
             {"sequence": 1, "timestamp": 1, "diagnosticEvent": {
                 "message": "dev-web-lb: image not found\n", "color": "never", "severity": "error",
             }},
         ]
     )  # fmt: skip
-    assert diff.plan(stream, "dev").errors == ["dev-web-lb: image not found"]
+    assert model.plan(stream, "dev").errors == ["dev-web-lb: image not found"]
 
 
 @pytest.mark.parametrize(
@@ -151,12 +155,12 @@ def test_error_diagnostics_are_collected() -> None:
     [
         ({"a": [{"b": 1}]}, "a[0].b", 1),
         ({"a": {"x.y": 2}}, 'a["x.y"]', 2),
-        ({"a": []}, "a[0]", diff._MISSING),
-        ({"a": 1}, "b", diff._MISSING),
+        ({"a": []}, "a[0]", model._MISSING),
+        ({"a": 1}, "b", model._MISSING),
     ],
 )
 def test_property_paths(value, path, expected) -> None:
-    assert diff.lookup(value, path) is expected or diff.lookup(value, path) == expected
+    assert model.lookup(value, path) is expected or model.lookup(value, path) == expected
 
 
 def test_urns() -> None:
@@ -164,8 +168,8 @@ def test_urns() -> None:
         "urn:pulumi:dev::virtstack::pulumi:pulumi:Stack$virtstack:service:ServiceTier"
         "$docker:index/container:Container::dev-web-lb"
     )
-    assert diff.split_urn(urn) == ("docker:index/container:Container", "dev-web-lb")
-    assert diff.short_type("docker:index/container:Container") == "docker:Container"
+    assert split_urn(urn) == ("docker:index/container:Container", "dev-web-lb")
+    assert short_type("docker:index/container:Container") == "docker:Container"
 
 
 def test_fixtures_are_named_for_how_they_were_made() -> None:
@@ -200,14 +204,14 @@ def test_counts_agree_with_the_engines_own_summary(name: str) -> None:
             state = m.get("new") or m.get("old") or {}
             if not state.get("custom"):
                 grouping[m["urn"]] = m["op"]
-    counts = diff.plan(events(f"recorded-{name}.json"), "vst-rec").counts()
+    counts = model.plan(events(f"recorded-{name}.json"), "vst-rec").counts()
     for op in ("create", "update", "replace", "delete", "same"):
         components = sum(1 for o in grouping.values() if o == op)
         assert counts[op] + components == summary.get(op, 0), (op, counts, summary)
 
 
 def test_recorded_changes_scale_out_replace_and_delete() -> None:
-    plan = diff.plan(events("recorded-preview-changes.json"), "vst-rec", "container")
+    plan = model.plan(events("recorded-preview-changes.json"), "vst-rec", "container")
     changes = by_name(plan)
     assert {n: c.op for n, c in changes.items()} == {
         "vst-rec-web-replica-1": Op.CREATE,
@@ -234,20 +238,20 @@ def test_recorded_changes_scale_out_replace_and_delete() -> None:
 
 
 def test_recorded_secret_change_shows_no_secret() -> None:
-    plan = diff.plan(events("recorded-preview-secret.json"), "vst-rec", "container")
+    plan = model.plan(events("recorded-preview-secret.json"), "vst-rec", "container")
     changes = by_name(plan)
     assert changes["vst-rec-docker"].op is Op.UPDATE
     assert changes["vst-rec-docker"].values == {"registryAuth": ("[secret]", "[secret]")}
     assert changes["vst-rec-registry-server"].values == {"uploads": ("[secret]", "[secret]")}
-    text = diff.markdown(plan) + json.dumps(plan.as_json())
+    text = markdown(plan) + json.dumps(plan.as_json())
     assert "ciphertext" not in text
     assert "password-0123456789" not in text
 
 
 def test_recorded_failed_preview_keeps_the_programs_error() -> None:
-    plan = diff.plan(events("recorded-preview-failed.json"), "vst-rec", "container")
+    plan = model.plan(events("recorded-preview-failed.json"), "vst-rec", "container")
     assert plan.errors[0].startswith("virtstack:registry_password: required while registry.auth")
-    log = operations.EventLog()
+    log = EventLog()
     for event in events("recorded-preview-failed.json"):
         log(event)
     # The engine's closing "an unhandled error occurred" line is dropped.
@@ -255,10 +259,10 @@ def test_recorded_failed_preview_keeps_the_programs_error() -> None:
 
 
 def test_recorded_destroy_marks_retained_data() -> None:
-    plan = diff.plan(events("recorded-destroy.json"), "vst-rec")
+    plan = model.plan(events("recorded-destroy.json"), "vst-rec")
     retained = {c.name for c in plan.changes if c.retained}
     assert retained == {"vst-rec-registry-storage"}
-    assert diff.RETAINED in diff.markdown(plan)
+    assert RETAINED in markdown(plan)
 
 
 def test_a_program_traceback_is_its_last_line() -> None:
@@ -269,7 +273,7 @@ def test_a_program_traceback_is_its_last_line() -> None:
         "    main()\n"
         "FileNotFoundError: [Errno 2] No such file or directory: '/p/images/guest/VERSION'\n"
     )
-    assert diff.diagnostic_lines(message) == [
+    assert diagnostic_lines(message) == [
         "FileNotFoundError: [Errno 2] No such file or directory: '/p/images/guest/VERSION'"
     ]
-    assert diff.diagnostic_lines("1 error occurred:\n\t* boom\n") == ["1 error occurred:", "boom"]
+    assert diagnostic_lines("1 error occurred:\n\t* boom\n") == ["1 error occurred:", "boom"]

@@ -1,4 +1,4 @@
-"""A preview's plan, from the engine's structured events, as terminal, markdown or JSON.
+"""A preview's plan, from the engine's structured events.
 
 Built from ``ResourcePreEvent`` metadata (op, urn, parent, diffs, replace keys, old and
 new inputs), never from the CLI's text. Resources are grouped under the component that
@@ -13,82 +13,25 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from virtstack.plan.events import (
+    CHANGES,
+    OPS,
+    RANK,
+    SECRET_SIG,
+    Op,
+    diagnostic_lines,
+    mask,
+    split_urn,
+)
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
-    from rich.console import RenderableType
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-_PROVIDER_PREFIX = "pulumi:providers:"
 TIER_TYPE = "virtstack:service:ServiceTier"
-SECRET = "[secret]"
-RETAINED = "kept on the engine (retain on delete)"
-# How the engine marks a (blinded) secret in event payloads: Pulumi's secret signature.
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"
 _VALUE_WIDTH = 60
-
-
-class Op(StrEnum):
-    """What a preview will do to one resource (replacement steps folded into REPLACE)."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    REPLACE = "replace"
-    DELETE = "delete"
-    IMPORT = "import"
-    SAME = "same"
-
-
-OPS: dict[str, Op] = {
-    "create": Op.CREATE,
-    "update": Op.UPDATE,
-    "replace": Op.REPLACE,
-    "create-replacement": Op.REPLACE,
-    "delete-replaced": Op.REPLACE,
-    "discard-replaced": Op.REPLACE,
-    "delete": Op.DELETE,
-    "discard": Op.DELETE,
-    "import": Op.IMPORT,
-    "import-replacement": Op.REPLACE,
-    "same": Op.SAME,
-}
-# When one URN has several steps, the most drastic one describes it.
-_RANK = [Op.SAME, Op.IMPORT, Op.UPDATE, Op.CREATE, Op.DELETE, Op.REPLACE]
-CHANGES = (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE, Op.IMPORT)
-SYMBOL = {
-    Op.CREATE: "+",
-    Op.UPDATE: "~",
-    Op.REPLACE: "+-",
-    Op.DELETE: "-",
-    Op.IMPORT: "=",
-    Op.SAME: " ",
-}
-STYLE = {
-    Op.CREATE: "green",
-    Op.UPDATE: "yellow",
-    Op.REPLACE: "magenta",
-    Op.DELETE: "red",
-    Op.IMPORT: "cyan",
-    Op.SAME: "dim",
-}
-
-
-def split_urn(urn: str) -> tuple[str, str]:
-    """``(type, name)`` of a URN ``urn:pulumi:stack::project::parent$type::name``."""
-    parts = urn.split("::", 3)
-    if len(parts) < 4:
-        return "", urn
-    return parts[2].rpartition("$")[2], parts[3]
-
-
-def short_type(type_: str) -> str:
-    """``docker:index/container:Container`` as ``docker:Container``."""
-    if type_.startswith(_PROVIDER_PREFIX):
-        return f"provider:{type_.removeprefix(_PROVIDER_PREFIX)}"
-    package, _, rest = type_.partition(":")
-    return f"{package}:{rest.rpartition(':')[2]}" if rest else type_
 
 
 @dataclass(frozen=True, order=True)
@@ -199,17 +142,6 @@ def tally(changes: Iterable[Change]) -> str:
     return ", ".join(parts) or "no changes"
 
 
-def mask(value: Any) -> Any:
-    """``value`` with every blinded secret replaced by ``[secret]``."""
-    if isinstance(value, Mapping):
-        if _SECRET_SIG in value:
-            return SECRET
-        return {k: mask(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v) for v in value]
-    return value
-
-
 def show(value: Any, width: int = _VALUE_WIDTH) -> str:
     """A short one-line rendering of an input value (masked)."""
     if value is _MISSING or value is None:
@@ -262,17 +194,6 @@ class _Seen:
     retained: bool = False
 
 
-def diagnostic_lines(message: str) -> list[str]:
-    """An engine diagnostic as one line per problem.
-
-    A Python traceback (a bug in the program, not a spec error) is its last line.
-    """
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    if any(ln.startswith("Traceback (most recent call last)") for ln in lines):
-        return lines[-1:]
-    return [ln.removeprefix("* ") for ln in lines]
-
-
 def plan(events: Iterable[EngineEvent], env: str, target: str = "") -> Plan:
     """The plan a preview's event stream describes."""
     seen: dict[str, _Seen] = {}
@@ -316,7 +237,7 @@ def plan(events: Iterable[EngineEvent], env: str, target: str = "") -> Plan:
     for urn, entry in seen.items():
         if not entry.custom:
             continue
-        op = max(entry.ops, key=_RANK.index)
+        op = max(entry.ops, key=RANK.index)
         if op is Op.SAME:
             result.unchanged += 1
             continue
@@ -389,7 +310,7 @@ def _items(items: list[Any]) -> str:
 
 def _leaves(path: str, old: Any, new: Any) -> Iterator[tuple[str, tuple[Any, Any]]]:
     """The paths under ``path`` where ``old`` and ``new`` differ, with both values."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping) and _SECRET_SIG not in old:
+    if isinstance(old, Mapping) and isinstance(new, Mapping) and SECRET_SIG not in old:
         for k in dict.fromkeys([*old, *new]):
             if k.startswith("__"):  # the engine's bookkeeping (__defaults), not inputs
                 continue
@@ -404,7 +325,7 @@ def _leaves(path: str, old: Any, new: Any) -> Iterator[tuple[str, tuple[Any, Any
         yield path, (old, new)
 
 
-def _covered(path: str, shown: Mapping[str, Any]) -> bool:
+def covered(path: str, shown: Mapping[str, Any]) -> bool:
     """Whether a changed path is already shown: itself, its property, or a leaf under it."""
     return any(
         key in (path, _top(path)) or key.startswith((f"{path}.", f"{path}[")) for key in shown
@@ -432,133 +353,3 @@ def _group(urn: str, entry: _Seen, seen: Mapping[str, _Seen]) -> Group:
         if group.type == TIER_TYPE:
             return group
     return chain[-1] if chain else _STACK_GROUP
-
-
-def events_from_json(records: Iterable[Mapping[str, Any]]) -> list[EngineEvent]:
-    """Engine events from their JSON form (as the engine streams them; recorded fixtures)."""
-    from pulumi.automation import EngineEvent  # pulumi is slow to import
-
-    return [EngineEvent.from_json(dict(r)) for r in records]
-
-
-# -- markdown ---------------------------------------------------------------------------
-
-
-def _md(text: str) -> str:
-    """Plain ``text`` safe in markdown and inside a table cell."""
-    for char, escaped in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), ("\n", " ")):
-        text = text.replace(char, escaped)
-    return text
-
-
-def _code(text: str) -> str:
-    """``text`` as inline code in a table cell: only pipes need escaping there."""
-    text = text.replace("|", "\\|").replace("\n", " ")
-    fence = "``" if "`" in text else "`"
-    pad = " " if fence == "``" else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _detail(change: Change) -> str:
-    parts = [f"{_code(k)}: {_code(o)} → {_code(n)}" for k, (o, n) in change.values.items()]
-    extra = [p for p in change.diffs if not _covered(p, change.values)]
-    parts += [_code(p) for p in extra]
-    if change.replace_keys:
-        parts.append("**replaced because of** " + ", ".join(_code(k) for k in change.replace_keys))
-    if change.retained:
-        parts.append(RETAINED)
-    return "<br>".join(parts)
-
-
-def markdown(plan: Plan) -> str:
-    """The plan as markdown for a pull-request comment."""
-    title = f"### `{plan.env}`" + (f" ({plan.target})" if plan.target else "")
-    if plan.errors:
-        lines = [f"{title}: preview failed", "", "> [!CAUTION]"]
-        lines += [f"> - {_md(e)}" for e in plan.errors]
-        return "\n".join(lines) + "\n"
-    lines = [f"{title}: {plan.headline()}", ""]
-    replaced = plan.replacements()
-    if replaced:
-        lines += ["> [!WARNING]", f"> {len(replaced)} resource(s) will be **replaced**:"]
-        for c in replaced:
-            why = ", ".join(_code(k) for k in c.replace_keys) or "provider decision"
-            lines.append(f"> - {_code(c.name)} ({_code(short_type(c.type))}), because of {why}")
-        lines.append("")
-    if plan.warnings:
-        lines += [f"- warning: {_md(w)}" for w in plan.warnings] + [""]
-    counts = plan.counts()
-    lines += [
-        "| create | update | replace | delete | unchanged |",
-        "|---:|---:|---:|---:|---:|",
-        "| {create} | {update} | {replace} | {delete} | {same} |".format(**counts),
-        "",
-    ]
-    for group, changes in plan.groups().items():
-        summary = tally(changes)
-        lines += [
-            "<details open>",
-            f"<summary><b>{_md(group.label)}</b>: {summary}</summary>",
-            "",
-            "| | resource | type | change |",
-            "|:-:|---|---|---|",
-        ]
-        for c in changes:
-            op = f"**{c.op.value}**" if c.op in (Op.REPLACE, Op.DELETE) else c.op.value
-            lines.append(f"| {op} | {_code(c.name)} | {_code(short_type(c.type))} | {_detail(c)} |")
-        lines += ["", "</details>", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-# -- terminal ---------------------------------------------------------------------------
-
-
-def renderable(plan: Plan) -> RenderableType:
-    """The plan for a terminal: one table, a section per group."""
-    from rich.console import Group as Stack  # rich only when printing
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(
-        title=f"{plan.env}" + (f" ({plan.target})" if plan.target else ""),
-        caption=plan.headline(),
-        show_lines=False,
-        expand=False,
-    )
-    table.add_column("", no_wrap=True)
-    table.add_column("resource", no_wrap=True)
-    table.add_column("type", style="dim", no_wrap=True)
-    table.add_column("change")
-    for group, changes in plan.groups().items():
-        table.add_section()
-        table.add_row("", Text(group.label, style="bold"), "", "")
-        for c in changes:
-            detail = Text()
-            for k, (old, new) in c.values.items():
-                detail.append(f"{k}: ", style="bold")
-                detail.append(old, style="red")
-                detail.append(" → ")
-                detail.append(new, style="green")
-                detail.append("\n")
-            rest = [p for p in c.diffs if not _covered(p, c.values)]
-            if rest:
-                detail.append(", ".join(rest) + "\n")
-            if c.replace_keys:
-                detail.append("replaced because of " + ", ".join(c.replace_keys), style="magenta")
-            if c.retained:
-                detail.append(RETAINED, style="cyan")
-            detail.rstrip()
-            table.add_row(
-                Text(SYMBOL[c.op], style=STYLE[c.op]),
-                Text(f"  {c.name}", style=STYLE[c.op]),
-                short_type(c.type),
-                detail,
-            )
-    parts: list[RenderableType] = []
-    if plan.changes:
-        parts.append(table)
-    else:
-        parts.append(Text(f"{plan.env}: {plan.headline()}", style="green"))
-    parts += [Text(f"warning: {w}", style="yellow") for w in plan.warnings]
-    parts += [Text(f"error: {e}", style="red") for e in plan.errors]
-    return Stack(*parts)

@@ -1,0 +1,103 @@
+"""`virtstack up` and `refresh`: the password, the plan and question, the summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.unit.fixtures.cli_support import (
+    PREVIEW,
+    FakeAdapter,
+    FakeRunner,
+    errors,
+    events,
+    invoke,
+    make_services,
+    outputs,
+    set_key,
+)
+from tests.unit.fixtures.cli_support import project as project  # the fixture
+from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED
+from virtstack.errors import OperationError
+
+# -- up -----------------------------------------------------------------------------------
+
+
+def test_up_generates_the_password_once_and_summarises(project: Path) -> None:
+    runner = FakeRunner(run_events=events("recorded-up-create.json"), stack_outputs=outputs())
+    services = make_services(runner)
+    first = invoke(project, services, "up", "dev")
+    assert first.exit_code == 0, first.output
+    assert runner.ops() == ["set_secret", "up", "outputs"]
+    assert "dev: 7 created" in first.stdout
+    assert "http://127.0.0.1:8080/" in first.stdout
+    assert "127.0.0.1:5000" in first.stdout
+    assert "hunter2-secret" not in first.stdout
+    second = invoke(project, services, "up", "dev")
+    assert second.exit_code == 0, second.output
+    assert runner.ops() == ["set_secret", "up", "outputs", "up", "outputs"]
+
+
+def test_up_on_a_terminal_shows_the_plan_and_asks(project: Path) -> None:
+    runner = FakeRunner(preview_events=events(PREVIEW), stack_outputs=outputs())
+    services = make_services(runner, interactive=True)
+    declined = invoke(project, services, "up", "dev", input="n\n")
+    assert declined.exit_code == EXIT_FAILED
+    assert "ServiceTier dev-web" in declined.stdout
+    assert "Apply these changes to dev?" in declined.stdout
+    assert runner.ops() == ["set_secret", "preview"]
+    accepted = invoke(project, services, "up", "dev", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert runner.ops()[-3:] == ["preview", "up", "outputs"]
+    runner.calls.clear()
+    assert invoke(project, services, "up", "dev", "--yes").exit_code == 0
+    assert runner.ops() == ["up", "outputs"]
+
+
+def test_up_on_an_unreachable_engine_changes_nothing(project: Path) -> None:
+    set_key(project, "dev", "engine.uri", "unix:///nonexistent.sock")
+    before = (project / "stacks" / "Pulumi.dev.yaml").read_text()
+    runner = FakeRunner()
+    services = make_services(runner, adapter=FakeAdapter(reachable=False))
+    result = invoke(project, services, "up", "dev")
+    assert result.exit_code == EXIT_FAILED
+    assert "unix:///nonexistent.sock: docker engine not reachable" in result.stderr
+    assert runner.calls == []
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("command", ["up", "preview", "scale"])
+def test_live_engine_problems_stop_the_run_before_the_engine(project: Path, command: str) -> None:
+    runner = FakeRunner()
+    taken = FakeAdapter(
+        problems=["virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"]
+    )
+    services = make_services(runner, adapter=taken)
+    args = ["scale", "dev", "web", "3"] if command == "scale" else [command, "dev"]
+    before = (project / "stacks" / "Pulumi.dev.yaml").read_text()
+    result = invoke(project, services, *args)
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"
+    ]
+    assert runner.ops() == []
+
+
+def test_up_failure_exits_1_with_the_engine_errors(project: Path) -> None:
+    runner = FakeRunner(fail=OperationError("up", "lab", ["lab-pool: permission denied"]))
+    result = invoke(project, make_services(runner), "up", "lab")
+    assert result.exit_code == EXIT_FAILED
+    assert errors(result) == ["error: up lab: lab-pool: permission denied"]
+
+
+# -- refresh ------------------------------------------------------------------------------
+
+
+def test_refresh_runs_and_summarises(project: Path) -> None:
+    runner = FakeRunner(run_events=events(PREVIEW))
+    result = invoke(project, make_services(runner), "refresh", "dev")
+    assert result.exit_code == 0, result.output
+    assert runner.ops() == ["refresh"]
+    assert "dev: " in result.stdout

@@ -1,0 +1,62 @@
+"""An environment, loaded once per command: its stack file's config, checked.
+
+The spec is validated and its target chosen here; everything else (the runner, the
+engine adapter, the workflows) takes the resulting :class:`Environment`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from virtstack.spec import NAMESPACE, EnvironmentSpec, parse_spec
+from virtstack.stackfiles import read_config
+
+if TYPE_CHECKING:
+    from virtstack.engines.base import EngineAdapter
+    from virtstack.targets import Target
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackRef:
+    """One environment's stack in one project, for one run."""
+
+    project: Path
+    env: str
+    target: str | None = None
+    """Overrides the environment's target for this run only; the stack file is untouched."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Environment:
+    """An environment's config, validated: the spec and the target that will deploy it."""
+
+    config: dict[str, Any]
+    spec: EnvironmentSpec
+    target: Target
+
+    @property
+    def uri(self) -> str:
+        """The engine endpoint: ``engine.uri`` or the target's default."""
+        return self.target.uri(self.spec)
+
+    @property
+    def adapter(self) -> EngineAdapter:
+        """What virtstack does to this environment's engine outside a Pulumi run."""
+        return self.target.adapter
+
+
+def check_config(config: dict[str, Any], target: str | None = None) -> Environment:
+    """Validate a config mapping (with ``target`` overriding its target) against its target."""
+    from virtstack import targets  # imports Pulumi: not for --help
+
+    if target is not None:
+        config = {**config, f"{NAMESPACE}:target": target}
+    spec = parse_spec(config)
+    return Environment(config=config, spec=spec, target=targets.check(spec))
+
+
+def load(ref: StackRef) -> Environment:
+    """The environment's stack file, parsed and checked: errors name the config key."""
+    return check_config(read_config(ref.project, ref.env), ref.target)

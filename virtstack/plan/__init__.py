@@ -1,0 +1,1 @@
+"""Preview plans: the engine-event vocabulary, the plan model, and its renderings."""

@@ -1,0 +1,199 @@
+"""The runner: Pulumi, which runs the program and keeps the stack's state.
+
+(The *engine* is what runs the workloads, Docker or libvirt; see :mod:`virtstack.engines`.)
+:class:`PulumiRunner` drives the Automation API against the project's local file backend;
+the CLI only needs the :class:`Runner` protocol, so it is tested without Pulumi.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from virtstack import stackfiles
+from virtstack.errors import OperationError
+from virtstack.plan.events import diagnostic_lines
+from virtstack.spec import NAMESPACE
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent, Stack
+
+    from virtstack.environment import Environment, StackRef
+
+OnEvent = Callable[["EngineEvent"], None]
+
+
+@dataclass(frozen=True)
+class StackOutput:
+    """One stack output and whether Pulumi keeps it secret."""
+
+    value: Any
+    secret: bool
+
+
+class Runner(Protocol):
+    """What the CLI needs from Pulumi. Each run reports progress through ``on_event``.
+
+    ``up`` and ``destroy`` get the checked environment: its engine decides how many
+    resource operations may run at once.
+    """
+
+    def init(self, ref: StackRef) -> None:
+        """Create the stack in the backend unless it exists."""
+
+    def set_secret(self, ref: StackRef, name: str, value: str) -> None:
+        """Store ``value`` encrypted under config key ``name`` in the stack file."""
+
+    def preview(self, ref: StackRef, on_event: OnEvent) -> None: ...
+
+    def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
+
+    def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
+
+    def refresh(self, ref: StackRef, on_event: OnEvent) -> None: ...
+
+    def outputs(self, ref: StackRef) -> dict[str, StackOutput]: ...
+
+
+class EventLog:
+    """Collects a run's engine events and forwards each to ``forward``."""
+
+    def __init__(self, forward: OnEvent | None = None) -> None:
+        self.events: list[EngineEvent] = []
+        self._forward = forward
+
+    def __call__(self, event: EngineEvent) -> None:
+        self.events.append(event)
+        if self._forward is not None:
+            self._forward(event)
+
+    def errors(self) -> list[str]:
+        """Pulumi's error diagnostics, one line each, generic summaries dropped.
+
+        Providers repeat their error inside a summary (``1 error occurred: * ...``);
+        a line contained in another line already kept adds nothing.
+        """
+        lines: list[str] = []
+        for event in self.events:
+            d = event.diagnostic_event
+            if d is None or d.severity != "error":
+                continue
+            for line in diagnostic_lines(d.message):
+                if not any(line in kept for kept in lines):
+                    lines.append(line)
+        specific = [line for line in lines if not _GENERIC.match(line)]
+        return specific or lines
+
+
+# Pulumi closes a failed run with these; they say nothing the other errors do not.
+_GENERIC = re.compile(
+    r"^(error: )?(update|preview|destroy|refresh) failed$|^an unhandled error occurred:?$"
+    r"|^an unhandled error occurred: Program exited with non-zero exit code: \d+$"
+    r"|^Program failed with an unhandled exception:?$|^\d+ errors? occurred:?$"
+)
+
+
+class PulumiRunner:
+    """Pulumi's Automation API on the project's program and local file backend."""
+
+    def _stack(self, ref: StackRef) -> Stack:
+        from pulumi import automation as auto  # slow import, Pulumi runs only
+
+        from virtstack import toolchain
+
+        env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
+        opts = auto.LocalWorkspaceOptions(
+            work_dir=str(ref.project),
+            env_vars=env_vars,
+            pulumi_command=auto.PulumiCommand(root=str(toolchain.toolchain_dir(ref.project))),
+        )
+        return auto.create_or_select_stack(ref.env, work_dir=str(ref.project), opts=opts)
+
+    def init(self, ref: StackRef) -> None:
+        with _failures("init", ref, EventLog()):
+            self._stack(ref)
+
+    def set_secret(self, ref: StackRef, name: str, value: str) -> None:
+        from pulumi.automation import ConfigValue
+
+        with _failures("config", ref, EventLog()):
+            self._stack(ref).set_config(name, ConfigValue(value=value, secret=True))
+
+    def preview(self, ref: StackRef, on_event: OnEvent) -> None:
+        log = EventLog(on_event)
+        with _failures("preview", ref, log), _config_file(ref) as config_file:
+            self._stack(ref).preview(on_event=log, config_file=config_file, color="never")
+
+    def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
+        log = EventLog(on_event)
+        with _failures("up", ref, log), _config_file(ref) as config_file:
+            self._stack(ref).up(
+                on_event=log,
+                config_file=config_file,
+                color="never",
+                parallel=environment.adapter.parallel,
+            )
+
+    def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
+        log = EventLog(on_event)
+        with _failures("destroy", ref, log), _config_file(ref) as config_file:
+            self._stack(ref).destroy(
+                on_event=log,
+                config_file=config_file,
+                color="never",
+                parallel=environment.adapter.parallel,
+            )
+
+    def refresh(self, ref: StackRef, on_event: OnEvent) -> None:
+        log = EventLog(on_event)
+        with _failures("refresh", ref, log), _config_file(ref) as config_file:
+            self._stack(ref).refresh(on_event=log, config_file=config_file, color="never")
+
+    def outputs(self, ref: StackRef) -> dict[str, StackOutput]:
+        with _failures("outputs", ref, EventLog()):
+            found = self._stack(ref).outputs()
+        return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
+
+
+@contextlib.contextmanager
+def _config_file(ref: StackRef) -> Iterator[str | None]:
+    """A copy of the stack file with the target overridden, for one run; else None."""
+    if ref.target is None:
+        yield None
+        return
+    # The whole file, not the checked config: the salt and the secrets must come along.
+    document = stackfiles.load_stack(ref.project, ref.env)
+    document["config"][f"{NAMESPACE}:target"] = ref.target
+    with tempfile.TemporaryDirectory(prefix="virtstack-override-") as tmp:
+        path = Path(tmp) / f"Pulumi.{ref.env}.yaml"
+        path.write_text(stackfiles.dump(document))
+        yield str(path)
+
+
+@contextlib.contextmanager
+def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
+    """Automation API errors as :class:`OperationError`, one line per Pulumi error."""
+    from pulumi.automation import errors as auto_errors
+
+    try:
+        yield
+    except auto_errors.ConcurrentUpdateError:
+        raise OperationError(
+            operation, ref.env, ["another update of this stack is running; try again after it"]
+        ) from None
+    except auto_errors.CommandError as exc:
+        problems = log.errors() or _stderr_problems(exc)
+        raise OperationError(operation, ref.env, problems) from None
+
+
+def _stderr_problems(exc: Exception) -> list[str]:
+    """Error lines of a failed CLI call when it sent no events (bad config, no stack)."""
+    text = str(exc).partition("\n stderr: ")[2] or str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln.removeprefix("error: ") for ln in lines if ln.startswith("error:")]
+    return errors or lines[-3:]

@@ -1,0 +1,236 @@
+"""What each command does, as plain functions: no prompts, no printing.
+
+Every command starts with :func:`start`: the stack file is read and checked once, the
+engine is asked to answer, and (before anything changes) the adapter's preflight runs.
+The resulting :class:`Session` carries the environment through the rest of the command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from virtstack import autoscale, report, secrets
+from virtstack.environment import Environment, StackRef, load
+from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
+from virtstack.plan.model import Plan, plan
+from virtstack.runner import EventLog, OnEvent, Runner, StackOutput
+from virtstack.scaling import ScaleChange, plan_scale
+from virtstack.spec import key
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
+
+    from virtstack.engines.base import EngineAdapter, Reachability, TierHealth
+    from virtstack.targets import Target
+
+AdapterFor = Callable[["Target"], "EngineAdapter"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Session:
+    """One command's environment, checked once, and what reaches the outside world."""
+
+    ref: StackRef
+    environment: Environment
+    runner: Runner
+    adapter: EngineAdapter
+
+    @property
+    def env(self) -> str:
+        return self.ref.env
+
+
+def start(
+    ref: StackRef,
+    runner: Runner,
+    adapter_for: AdapterFor,
+    *,
+    environment: Environment | None = None,
+    preflight: bool = False,
+) -> Session:
+    """Load and check the environment (unless given), require its engine, run preflight.
+
+    Raises :class:`EngineUnreachableError` naming the URI and ``virtstack:engine.uri``,
+    or :class:`SpecError` with every preflight problem (only when ``preflight``).
+    """
+    session = open_session(ref, runner, adapter_for, environment=environment)
+    uri = session.environment.uri
+    found = session.adapter.probe(uri)
+    if not found.reachable:
+        raise EngineUnreachableError(
+            f"{uri}: {session.adapter.kind} engine not reachable ({found.detail}); "
+            f"start it or fix {key('engine', 'uri')}"
+        )
+    if preflight:
+        problems = session.adapter.preflight(session.environment.spec, ref.env, uri)
+        if problems:
+            raise SpecError(problems)
+    return session
+
+
+def open_session(
+    ref: StackRef,
+    runner: Runner,
+    adapter_for: AdapterFor,
+    *,
+    environment: Environment | None = None,
+) -> Session:
+    """The environment loaded and checked, without asking the engine anything."""
+    environment = environment or load(ref)
+    return Session(
+        ref=ref, environment=environment, runner=runner, adapter=adapter_for(environment.target)
+    )
+
+
+def ensure_password(session: Session) -> bool:
+    """Generate the registry password if the spec needs one; whether it was generated."""
+    return secrets.ensure_registry_password(session.runner, session.ref, session.environment)
+
+
+# -- targets ----------------------------------------------------------------------------
+
+
+def reach_targets(
+    targets: Mapping[str, Target], adapter_for: AdapterFor
+) -> dict[str, Reachability]:
+    """Whether each target's default engine answers; each engine is asked once, in parallel."""
+    engines = {(adapter_for(t).kind, t.default_uri): t for t in targets.values()}
+    with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+        answers = pool.map(lambda t: adapter_for(t).probe(t.default_uri), engines.values())
+        found = dict(zip(engines, answers, strict=True))
+    return {name: found[(adapter_for(t).kind, t.default_uri)] for name, t in targets.items()}
+
+
+# -- preview ----------------------------------------------------------------------------
+
+
+def preview(session: Session, log: EventLog) -> Plan:
+    """What ``up`` would change; the events also land in ``log`` (kept if the run fails)."""
+    session.runner.preview(session.ref, log)
+    return plan(log.events, session.env, session.environment.target.name)
+
+
+def failed_plan(events: list[EngineEvent], env: str, target: str, exc: VirtstackError) -> Plan:
+    """The plan of a preview that failed: what the events said, and the error's problems."""
+    failed = plan(events, env, target)
+    problems = getattr(exc, "problems", None)
+    failed.errors = (
+        [str(p) for p in problems] if isinstance(problems, list) else str(exc).splitlines()
+    )
+    return failed
+
+
+# -- up / destroy / refresh -------------------------------------------------------------
+
+
+def up(session: Session, on_event: OnEvent) -> dict[str, StackOutput]:
+    """Create or update everything; the stack's outputs afterwards."""
+    session.runner.up(session.ref, session.environment, on_event)
+    return session.runner.outputs(session.ref)
+
+
+def destroy(session: Session, on_event: OnEvent) -> None:
+    """Remove everything the environment deployed (its data stays on the engine)."""
+    session.runner.destroy(session.ref, session.environment, on_event)
+
+
+@dataclass(frozen=True)
+class DataAfterDestroy:
+    """An environment's data once it is destroyed: what was deleted, what is kept."""
+
+    deleted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def data_after_destroy(session: Session, *, delete: bool) -> DataAfterDestroy:
+    """Delete the environment's data, or find what is kept of it."""
+    spec, uri = session.environment.spec, session.environment.uri
+    if delete:
+        return DataAfterDestroy(deleted=session.adapter.delete_data(spec, session.env, uri))
+    return DataAfterDestroy(kept=session.adapter.find_data(spec, session.env, uri))
+
+
+def refresh(session: Session, on_event: OnEvent) -> None:
+    """Read the engine's actual state into the stack."""
+    session.runner.refresh(session.ref, on_event)
+
+
+# -- status -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    """A stack's outputs, whether its engine answers, and its backends' health."""
+
+    outputs: dict[str, StackOutput]
+    reach: Reachability
+    tiers: list[TierHealth]
+
+    def as_json(self) -> dict[str, Any]:
+        return report.status_json(
+            report.plain_outputs(self.outputs), self.reach.reachable, self.tiers
+        )
+
+
+def status(session: Session) -> Status:
+    """Outputs always; backend health only when the engine answers and there are outputs."""
+    from virtstack import health
+
+    outputs = session.runner.outputs(session.ref)
+    values = report.plain_outputs(outputs)
+    environment = session.environment
+    reach = session.adapter.probe(environment.uri)
+    tiers = (
+        health.lb_health(session.adapter, environment.spec, session.env, environment.uri, values)
+        if reach.reachable and values
+        else []
+    )
+    return Status(outputs=outputs, reach=reach, tiers=tiers)
+
+
+# -- scale and autoscale ----------------------------------------------------------------
+
+
+def scale(
+    ref: StackRef, runner: Runner, adapter_for: AdapterFor, tier: str, replicas: int
+) -> tuple[ScaleChange, Session]:
+    """Write tier ``tier``'s new replica count once it is checked, live too; not deployed.
+
+    A refusal (spec, engine, preflight) leaves the stack file as it was.
+    """
+    change = plan_scale(ref, tier, replicas)
+    session = start(ref, runner, adapter_for, environment=change.environment, preflight=True)
+    change.write()
+    return change, session
+
+
+def autoscale_step(
+    ref: StackRef,
+    runner: Runner,
+    adapter_for: AdapterFor,
+    window: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[autoscale.Decision]:
+    """The threshold rule's verdict on every tier that has one, from live HAProxy counters.
+
+    Raises :class:`UsageError` when the target has no threshold scaling.
+    """
+    from virtstack.targets import Capability  # imports Pulumi
+
+    environment = load(ref)
+    if Capability.THRESHOLD_SCALING not in environment.target.capabilities:
+        raise UsageError(
+            f"autoscale {ref.env}: the {environment.target.name} target has no threshold scaling"
+        )
+    session = start(ref, runner, adapter_for, environment=environment)
+    outputs = report.plain_outputs(runner.outputs(ref))
+
+    def read_stats(tier: str) -> str:
+        return session.adapter.lb_stats(environment.spec, ref.env, environment.uri, outputs, tier)
+
+    return autoscale.decide(environment.spec, ref.env, read_stats, window, sleep=sleep)
