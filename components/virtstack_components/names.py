@@ -42,15 +42,29 @@ def replica_alias(tier: str) -> str:
     return f"{tier}-replica"
 
 
+DATA_SEPARATOR = "_"
+"""Joins the parts of a data name. Environment, volume and disk names are DNS labels, which
+never hold it, so ``shop`` + ``db-data`` and ``shop-db`` + ``data`` cannot meet."""
+NAMESPACE_LABEL = "virtstack.namespace"
+"""Label (Docker) naming the environment an engine object belongs to."""
+DATA_LABEL = "virtstack.data"
+"""Label (Docker) naming the spec's volume a data volume holds."""
+
+
 def data_name(namespace: str, name: str) -> str:
     """The engine's name for data called ``name`` in environment ``namespace``.
 
     Data outlives the stack's resources, so its name carries the environment rather than
     a component's name: the same environment finds it again.
     """
-    return f"{namespace}-{name}"
+    return f"{namespace}{DATA_SEPARATOR}{name}"
 
 
 def replica_data_name(namespace: str, volume: str, index: int) -> str:
     """The volume (or data disk) of replica ``index`` of a tier's volume ``volume``."""
-    return data_name(namespace, f"{volume}-{index}")
+    return f"{data_name(namespace, volume)}{DATA_SEPARATOR}{index}"
+
+
+def legacy_data_name(namespace: str, name: str, index: int | None = None) -> str:
+    """The name virtstack 0.1 gave the same data, joined with dashes (ambiguous)."""
+    return f"{namespace}-{name}" + ("" if index is None else f"-{index}")

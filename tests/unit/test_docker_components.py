@@ -150,10 +150,10 @@ def test_stateful_replicas_keep_data_on_retained_volumes(run):
 
     d = run(program)
     volumes = d.of_type(VOLUME)
-    assert [v.inputs["name"] for v in volumes] == ["dev-db-data-0", "dev-db-data-1"]
+    assert [v.inputs["name"] for v in volumes] == ["dev_db-data_0", "dev_db-data_1"]
     assert all(v.retain_on_delete for v in volumes)
     assert d.named("dev-db-replica-1").inputs["volumes"] == [
-        {"volumeName": "dev-db-data-1", "containerPath": "/data"}
+        {"volumeName": "dev_db-data_1", "containerPath": "/data"}
     ]
 
 
@@ -239,12 +239,12 @@ def test_registry_in_a_container_keeps_blobs_on_a_volume_and_hides_the_password(
     registry = d.named("dev-registry")
     assert registry.type == "virtstack:docker:ContainerRegistry"
     storage = d.named("dev-registry-storage")
-    assert storage.inputs["name"] == "dev-registry-data"
+    assert storage.inputs["name"] == "dev_registry-data"
     assert storage.retain_on_delete
     assert storage.parent == registry.urn
     server = d.named("dev-registry-server")
     assert server.inputs["ports"] == [{"internal": 5000, "external": 5000, "ip": "127.0.0.1"}]
-    assert server.inputs["volumes"][0]["volumeName"] == "dev-registry-data"
+    assert server.inputs["volumes"][0]["volumeName"] == "dev_registry-data"
     uploads = {u["file"]: u["content"] for u in server.inputs["uploads"]}
     assert "htpasswd:" in uploads["/etc/docker/registry/config.yml"]
     assert uploads[HTPASSWD_PATH] == htpasswd_line("virtstack", "s3cret")

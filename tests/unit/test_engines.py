@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from virtstack.engines import hostcmd
+from virtstack.engines.base import DataItem
 from virtstack.engines.docker import DockerAdapter
 from virtstack.engines.libvirt import LibvirtAdapter
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -204,12 +205,12 @@ def test_docker_data_is_listed_and_removed_by_name(monkeypatch: pytest.MonkeyPat
     def run(argv, *, uri, timeout=0):
         ran.append(list(argv))
         if "ls" in argv:
-            return "dev-db-data-0\ndev-db-data-1\ndev-other\ndev-registry-data\n"
+            return "dev_db-data_0\tdev\ndev_db-data_1\tdev\ndev_other\tdev\ndev_registry-data\tdev\ndev-db-data-2\t\nshop-db_data_0\tshop-db\n"
         return ""
 
     monkeypatch.setattr(hostcmd, "run", run)
     removed = DOCKER.delete_data(spec_of("dev"), "dev", "unix:///d.sock")
-    assert removed == ["dev-db-data-0", "dev-db-data-1", "dev-registry-data"]
+    assert removed == ["dev_db-data_0", "dev_db-data_1", "dev_registry-data"]
     assert ran[-1] == ["docker", "--host", "unix:///d.sock", "volume", "rm", *removed]
 
 
@@ -217,8 +218,9 @@ def test_libvirt_data_disks_in_the_data_pool(monkeypatch: pytest.MonkeyPatch) ->
     spec = spec_of("lab", **{"virtstack:registry": {"enabled": True}})
     listing = {
         "pool-list": "lab-pool\nlab-data\nother-pool\n",
+        "vol-info": "Name:           x\nCapacity:       10737418240 bytes\n",
         "vol-list": (
-            " lab-registry-data.qcow2   /p/lab-registry-data.qcow2\n"
+            " lab_registry-data.qcow2   /p/lab_registry-data.qcow2\n"
             " lab-web-root-ab.qcow2      /p/lab-web-root-ab.qcow2\n"
         ),
     }
@@ -231,9 +233,9 @@ def test_libvirt_data_disks_in_the_data_pool(monkeypatch: pytest.MonkeyPatch) ->
         return next(out for cmd, out in listing.items() if cmd in argv)
 
     monkeypatch.setattr(hostcmd, "run", run)
-    assert LIBVIRT.delete_data(spec, "lab", "qemu:///system") == ["lab-registry-data.qcow2"]
+    assert LIBVIRT.delete_data(spec, "lab", "qemu:///system") == ["lab_registry-data.qcow2"]
     [delete] = [c for c in calls if "vol-delete" in c]
-    assert delete[-3:] == ["--pool", "lab-data", "lab-registry-data.qcow2"]
+    assert delete[-3:] == ["--pool", "lab-data", "lab_registry-data.qcow2"]
     # Other volumes are still in the data pool: it stays.
     assert not [c for c in calls if "pool-undefine" in c]
     # Once nothing is left in it, the data pool goes as well.
@@ -251,9 +253,9 @@ def test_data_names_are_the_specs_and_every_replica_index() -> None:
     from virtstack.naming import data_pattern
 
     pattern = data_pattern(spec_of("dev"), "dev")
-    for name in ("dev-db-data-0", "dev-db-data-11", "dev-registry-data"):
+    for name in ("dev_db-data_0", "dev_db-data_11", "dev_registry-data"):
         assert pattern.fullmatch(name), name
-    for name in ("dev-db-data", "dev-db-data-x", "staging-db-data-0", "xdev-registry-data"):
+    for name in ("dev_db-data", "dev_db-data_x", "staging_db-data_0", "xdev_registry-data", "dev-db-data-0"):
         assert not pattern.fullmatch(name), name
     assert not data_pattern(spec_of("lab"), "lab").fullmatch("lab-")
 
@@ -276,3 +278,17 @@ def test_vm_lbs_need_their_address_in_the_outputs() -> None:
         LIBVIRT.lb_stats.retry_with(stop=lambda state: True)(  # type: ignore[attr-defined]
             LIBVIRT, spec_of("lab"), "lab", "qemu:///system", {}, "web"
         )
+
+
+def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monkeypatch) -> None:
+    listing = (
+        "dev_db-data_0\tdev\n"  # this environment's, labelled
+        "dev-db-data-1\t\n"  # virtstack 0.1's name, unlabelled
+        "dev-web-cache\tdev-web\n"  # another environment's, whatever its name
+        "shop_db-data_0\tshop\n"
+    )
+    monkeypatch.setattr(hostcmd, "run", lambda argv, *, uri, timeout=0: listing)
+    assert DOCKER.data_items("dev", "unix:///d.sock") == [
+        DataItem(name="dev_db-data_0", owned=True),
+        DataItem(name="dev-db-data-1", owned=False),
+    ]

@@ -198,7 +198,7 @@ def test_registry_on_a_vm_keeps_blobs_on_a_data_disk(run):
         )
 
     d = run(program)
-    disk = d.named("lab-registry-vm-data-lab-registry-data")
+    disk = d.named("lab-registry-vm-data-lab_registry-data")
     assert disk.retain_on_delete
     assert disk.inputs["size"] == 5 * 1024**3
     seed = d.named("lab-registry-vm-seed")
@@ -247,7 +247,7 @@ def test_service_stack_on_vms_puts_haproxy_on_its_own_vm(run):
     )
     db = cloud_config(d.named("lab-db-replica-0-seed"))
     assert db["fs_setup"][0]["device"] == "/dev/vdb"
-    assert d.named("lab-db-replica-0-data-lab-db-data-0").retain_on_delete
+    assert d.named("lab-db-replica-0-data-lab_db-data_0").retain_on_delete
 
 
 def test_vm_replicas_need_a_command(run):

@@ -47,7 +47,7 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
         assert d.named(f"dev-{tier}-replica-0").inputs["image"] == pulled.inputs["name"]
     assert len([r for r in d.resources if r.name.startswith("dev-web-replica-")]) == 2
     assert len([r for r in d.resources if r.name.startswith("dev-app-replica-")]) == 2
-    assert d.named("dev-db-data-0").inputs["name"] == "dev-db-data-0"
+    assert d.named("dev-db-data-0").inputs["name"] == "dev_db-data_0"
     assert d.named("dev-web-lb").inputs["ports"][0]["external"] == 8080
     # The password only travels as a secret.
     server = d.named("dev-registry-server")
@@ -114,7 +114,7 @@ def test_kept_data_is_adopted_not_recreated(run, guest_dir: Path, no_kept_data):
     )
     fresh = run(main, config, stack="lab")
     assert fresh.named("lab-data").import_id == ""
-    disk = fresh.named("lab-db-replica-0-data-lab-db-data-0")
+    disk = fresh.named("lab-db-replica-0-data-lab_db-data_0")
     assert disk.inputs["pool"] == "lab-data"
     assert disk.import_id == ""
     assert disk.retain_on_delete
@@ -122,11 +122,11 @@ def test_kept_data_is_adopted_not_recreated(run, guest_dir: Path, no_kept_data):
     assert not fresh.named("lab-pool").retain_on_delete
     # After a destroy that kept the data, the next deployment takes it over.
     no_kept_data["lab-data"] = "pool-uuid"
-    no_kept_data["lab-db-data-0.qcow2"] = "/var/lib/virtstack/pools/lab-data/lab-db-data-0.qcow2"
+    no_kept_data["lab_db-data_0.qcow2"] = "/var/lib/virtstack/pools/lab-data/lab_db-data_0.qcow2"
     again = run(main, config, stack="lab")
     assert again.named("lab-data").import_id == "pool-uuid"
-    assert again.named("lab-db-replica-0-data-lab-db-data-0").import_id == (
-        "/var/lib/virtstack/pools/lab-data/lab-db-data-0.qcow2"
+    assert again.named("lab-db-replica-0-data-lab_db-data_0").import_id == (
+        "/var/lib/virtstack/pools/lab-data/lab_db-data_0.qcow2"
     )
 
 

@@ -48,6 +48,18 @@ class TierHealth:
     error: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataItem:
+    """A data volume or disk on the engine that may belong to an environment."""
+
+    name: str
+    owned: bool
+    """Marked as the environment's (Docker label, or inside its data pool); unmarked items
+    only share a name prefix (data virtstack 0.1 made, or another environment's)."""
+    size_bytes: int | None = None
+    """Capacity where the engine fixes one (libvirt data disks)."""
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -73,8 +85,18 @@ class EngineAdapter(Protocol):
         """What on the live engine would make a deployment fail, one line per problem."""
         ...
 
+    def data_items(self, env: str, uri: str) -> list[DataItem]:
+        """Data on the engine that is, or by its name may be, environment ``env``'s."""
+        ...
+
     def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
-        """The environment's data (volumes, data disks) that exists on the engine now."""
+        """The spec's data (volumes, data disks) that exists on the engine now, owned by
+        ``env`` and named exactly as the spec's."""
+        ...
+
+    def migrate_data(self, spec: EnvironmentSpec, env: str, uri: str) -> dict[str, str]:
+        """Copy data kept under virtstack 0.1's names to the current names (old names kept
+        until the user deletes them); the copies made, old name -> new name."""
         ...
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:

@@ -11,7 +11,7 @@ from virtstack_components import names
 
 from virtstack import naming
 from virtstack.engines import hostcmd
-from virtstack.engines.base import Reachability
+from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
@@ -98,12 +98,47 @@ class DockerAdapter:
                 return ""
         return None
 
+    def data_items(self, env: str, uri: str) -> list[DataItem]:
+        label = names.NAMESPACE_LABEL
+        argv = hostcmd.docker_argv(
+            uri, "volume", "ls", "--format", f'{{{{.Name}}}}\t{{{{.Label "{label}"}}}}'
+        )
+        items = []
+        for line in hostcmd.run(argv, uri=uri).splitlines():
+            name, _, owner = line.partition("\t")
+            if owner == env or (not owner and name.startswith(f"{env}-")):
+                items.append(DataItem(name=name, owned=owner == env))
+        return items
+
     def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         pattern = naming.data_pattern(spec, env)
-        argv = hostcmd.docker_argv(
-            uri, "volume", "ls", "--filter", f"name={env}-", "--format", "{{.Name}}"
+        return sorted(
+            i.name for i in self.data_items(env, uri) if i.owned and pattern.fullmatch(i.name)
         )
-        return sorted(n for n in hostcmd.run(argv, uri=uri).split() if pattern.fullmatch(n))
+
+    def migrate_data(self, spec: EnvironmentSpec, env: str, uri: str) -> dict[str, str]:
+        items = self.data_items(env, uri)
+        present = {i.name for i in items}
+        todo = naming.legacy_renames(spec, env, [i.name for i in items if not i.owned])
+        done: dict[str, str] = {}
+        for old, new in sorted(todo.items()):
+            if new in present:
+                continue
+            declared = naming.owner(spec, env, new)
+            labels = [names.NAMESPACE_LABEL + "=" + env]
+            if declared is not None:
+                labels.append(f"{names.DATA_LABEL}={declared.name}")
+            label_args = [arg for label in labels for arg in ("--label", label)]
+            hostcmd.run(hostcmd.docker_argv(uri, "volume", "create", *label_args, new), uri=uri)
+            # busybox from the load balancers' image: no network, the old volume read-only.
+            copy = hostcmd.docker_argv(
+                uri, "run", "--rm", "--network", "none",
+                "-v", f"{old}:/from:ro", "-v", f"{new}:/to",
+                spec.images.lb, "busybox", "cp", "-a", "/from/.", "/to/",
+            )  # fmt: skip
+            hostcmd.run(copy, uri=uri, timeout=hostcmd.LONG_TIMEOUT)
+            done[old] = new
+        return done
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         found = self.find_data(spec, env, uri)

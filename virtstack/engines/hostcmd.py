@@ -18,6 +18,8 @@ from virtstack.errors import EngineCommandError, EngineUnreachableError
 
 DEFAULT_TIMEOUT = 8.0
 PROBE_TIMEOUT = 5.0
+LONG_TIMEOUT = 3600.0
+"""For commands that copy data: bounded, but by the size of the data."""
 
 retry_transient = retry(
     # A load balancer restarts with its container or VM; a read during that second is

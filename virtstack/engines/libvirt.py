@@ -13,13 +13,13 @@ from virtstack_components import names
 
 from virtstack import images, naming
 from virtstack.engines import hostcmd
-from virtstack.engines.base import Reachability
+from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
 
 # Data disks carry the image format as a suffix in the pool.
-_DISK_SUFFIX = ".qcow2"
+DISK_SUFFIX = ".qcow2"
 
 
 @dataclass(frozen=True)
@@ -102,18 +102,47 @@ class LibvirtAdapter:
     def _pools(self, uri: str) -> list[str]:
         return hostcmd.run(hostcmd.virsh_argv(uri, "pool-list", "--all", "--name"), uri=uri).split()
 
-    def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+    def data_items(self, env: str, uri: str) -> list[DataItem]:
+        """Every disk in the environment's data pool (it holds nothing else)."""
         pool = naming.data_pool(env)
         if pool not in self._pools(uri):
             return []
         out = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", pool), uri=uri)
-        found = (line.split()[0] for line in out.splitlines() if line.strip())
+        items = []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            name = line.split()[0]
+            info = hostcmd.run(
+                hostcmd.virsh_argv(uri, "vol-info", "--bytes", "--pool", pool, name), uri=uri
+            )
+            size = next(
+                (int(v.split()[0]) for k, _, v in (ln.partition(":") for ln in info.splitlines())
+                 if k.strip() == "Capacity"),
+                None,
+            )  # fmt: skip
+            items.append(DataItem(name=name.removesuffix(DISK_SUFFIX), owned=True, size_bytes=size))
+        return items
+
+    def find_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         pattern = naming.data_pattern(spec, env)
         return sorted(
-            n
-            for n in found
-            if n.endswith(_DISK_SUFFIX) and pattern.fullmatch(n.removesuffix(_DISK_SUFFIX))
+            i.name + DISK_SUFFIX for i in self.data_items(env, uri) if pattern.fullmatch(i.name)
         )
+
+    def migrate_data(self, spec: EnvironmentSpec, env: str, uri: str) -> dict[str, str]:
+        pool = naming.data_pool(env)
+        present = {i.name for i in self.data_items(env, uri)}
+        done: dict[str, str] = {}
+        for old, new in sorted(naming.legacy_renames(spec, env, sorted(present)).items()):
+            if new in present:
+                continue
+            argv = hostcmd.virsh_argv(
+                uri, "vol-clone", "--pool", pool, old + DISK_SUFFIX, new + DISK_SUFFIX
+            )
+            hostcmd.run(argv, uri=uri, timeout=hostcmd.LONG_TIMEOUT)
+            done[old] = new
+        return done
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         pool = naming.data_pool(env)

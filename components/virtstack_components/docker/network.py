@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_docker as docker
 
+from virtstack_components import names
 from virtstack_components.compat import renamed_from
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class DockerNetwork(pulumi.ComponentResource):
             name=name,
             internal=args.internal,
             ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.cidr)] if args.cidr else None,
-            labels=[docker.NetworkLabelArgs(label="virtstack.namespace", value=p.namespace)],
+            labels=[docker.NetworkLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace)],
             opts=p.opts(self),
         )
         self.network_id = net.id

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_docker as docker
 
 from virtstack_components import names
 from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
@@ -27,6 +28,14 @@ class DockerPlacement:
     def data_name(self, name: str) -> str:
         """The engine's name for data called ``name`` in the spec (volumes)."""
         return names.data_name(self.namespace, name)
+
+    def data_labels(self, name: str) -> list[docker.VolumeLabelArgs]:
+        """Labels of a data volume: whose it is and which of the spec's volumes it holds,
+        so finding or deleting an environment's data never goes by name prefixes alone."""
+        return [
+            docker.VolumeLabelArgs(label=names.NAMESPACE_LABEL, value=self.namespace),
+            docker.VolumeLabelArgs(label=names.DATA_LABEL, value=name),
+        ]
 
     def opts(self, parent: pulumi.Resource, **extra: Any) -> pulumi.ResourceOptions:
         """Child options: parented to ``parent``, on this placement's provider."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_docker as docker
 
+from virtstack_components import names
 from virtstack_components.compat import renamed_from
 from virtstack_components.names import REGISTRY_PORT
 from virtstack_components.registry import (
@@ -65,6 +66,7 @@ class ContainerRegistry(pulumi.ComponentResource):
         volume = docker.Volume(
             f"{name}-storage",
             name=p.data_name(args.storage),
+            labels=p.data_labels(args.storage),
             # Pushed images outlive the registry container and `destroy` alike.
             opts=p.opts(self, retain_on_delete=True),
         )
@@ -96,7 +98,7 @@ class ContainerRegistry(pulumi.ComponentResource):
             restart="always",
             wait=True,
             wait_timeout=120,
-            labels=[docker.ContainerLabelArgs(label="virtstack.namespace", value=p.namespace)],
+            labels=[docker.ContainerLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace)],
             opts=p.opts(self, delete_before_replace=True),
         )
         self.endpoint = pulumi.Output.from_input(f"{args.address}:{args.port}")

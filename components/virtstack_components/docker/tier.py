@@ -77,7 +77,7 @@ class ContainerTier(pulumi.ComponentResource):
             )
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         labels = [
-            docker.ContainerLabelArgs(label="virtstack.namespace", value=p.namespace),
+            docker.ContainerLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace),
             docker.ContainerLabelArgs(label="virtstack.tier", value=name),
         ]
         for i, engine_name in enumerate(self.replica_names):
@@ -136,6 +136,7 @@ class ContainerTier(pulumi.ComponentResource):
             volume = docker.Volume(
                 f"{name}-data-{i}",
                 name=names.replica_data_name(p.namespace, t.volume.name, i),
+                labels=p.data_labels(t.volume.name),
                 # Data is kept when the replica is replaced or the stack destroyed.
                 opts=p.opts(self, retain_on_delete=True),
             )
