@@ -162,11 +162,15 @@ cgroup_layout() {
     CG_ENTRIES=${entries[*]}
 }
 
-# Inside the node's namespaces (called by ip netns exec + unshare --uts): own hostname, the
-# cgroup hierarchies back on /sys/fs/cgroup (private to this mount namespace), then dockerd.
+# Inside the node's namespaces (called by ip netns exec + unshare --uts): own hostname, a
+# resolv.conf naming the host side of the bridge (the host's resolver is out of reach: without
+# this every pull attempt of a local image waits for DNS timeouts; with it lookups fail at once
+# unless something serves DNS there), the cgroup hierarchies back on /sys/fs/cgroup (all
+# private to this mount namespace), then dockerd.
 node_exec() {
     local name=$1 entry kind path opts; shift
     hostname "$name"
+    mount --bind "$VSL_RESOLV" /etc/resolv.conf
     if [ "$VSL_CG_MODE" = v2 ]; then
         mount -t cgroup2 cgroup2 /sys/fs/cgroup
     else
@@ -258,7 +262,8 @@ launch() {
     mkdir -p "$nd"
     rm -f "$nd/docker.pid"
     write_config "$i"
-    VSL_CG_MODE=$CG_MODE VSL_CG_ENTRIES=$CG_ENTRIES \
+    echo "nameserver $(host_addr)" >"$nd/resolv.conf"
+    VSL_CG_MODE=$CG_MODE VSL_CG_ENTRIES=$CG_ENTRIES VSL_RESOLV=$nd/resolv.conf \
         setsid ip netns exec "$name" unshare --uts "$SELF" __exec "$name" \
         --config-file "$nd/daemon.json" --data-root "$nd/data" --exec-root "$nd/run" \
         --pidfile "$nd/docker.pid" -H "unix://$nd/docker.sock" --bridge none \
