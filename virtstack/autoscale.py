@@ -36,6 +36,13 @@ class Decision:
     def changes(self) -> bool:
         return self.desired != self.replicas
 
+    def __str__(self) -> str:
+        verdict = f"→ {self.desired}" if self.changes else "stays"
+        return (
+            f"{self.tier}: {self.per_replica_per_minute:.0f} requests/replica/min "
+            f"(threshold {self.threshold}), {self.replicas} replicas {verdict}"
+        )
+
 
 def desired_replicas(current: int, per_replica_per_minute: float, rule: ScalingSpec) -> int:
     """One step towards the rule: +1 above the threshold, -1 well below it, within bounds."""

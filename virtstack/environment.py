@@ -10,12 +10,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virtstack.errors import UsageError
 from virtstack.spec import NAMESPACE, EnvironmentSpec, parse_spec
 from virtstack.stackfiles import read_config
 
 if TYPE_CHECKING:
     from virtstack.engines.base import EngineAdapter
     from virtstack.targets import Target
+
+
+def find_project(start: Path) -> Path:
+    """The nearest directory from ``start`` up that holds Pulumi.yaml and stacks/."""
+    for folder in (start, *start.parents):
+        if (folder / "Pulumi.yaml").is_file() and (folder / "stacks").is_dir():
+            return folder
+    raise UsageError(f"{start}: no virtstack project here or above (Pulumi.yaml and stacks/)")
+
+
+def project_dir(given: Path | None) -> Path:
+    """The project ``--project`` names (it must hold Pulumi.yaml), else the one found here."""
+    if given is None:
+        return find_project(Path.cwd())
+    if not (given / "Pulumi.yaml").is_file():
+        raise UsageError(f"{given}: no Pulumi.yaml (--project names a virtstack project)")
+    return given.resolve()
 
 
 @dataclass(frozen=True, kw_only=True)

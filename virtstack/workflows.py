@@ -7,6 +7,7 @@ The resulting :class:`Session` carries the environment through the rest of the c
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,27 @@ if TYPE_CHECKING:
 AdapterFor = Callable[["Target"], "EngineAdapter"]
 
 
+def _target_adapter(target: Target) -> EngineAdapter:
+    return target.adapter
+
+
+@dataclass
+class Services:
+    """What commands use to reach the outside world; tests swap single parts."""
+
+    runner: Runner
+    interactive: Callable[[], bool]
+    """Whether a person can answer prompts (stdin is a terminal)."""
+    adapter: AdapterFor = field(default=_target_adapter)
+    """The engine adapter of a target (probe, preflight, data, load-balancer stats)."""
+
+    @classmethod
+    def default(cls) -> Services:
+        from virtstack.runner import PulumiRunner
+
+        return cls(runner=PulumiRunner(), interactive=lambda: sys.stdin.isatty())
+
+
 @dataclass(frozen=True, kw_only=True)
 class Session:
     """One command's environment, checked once, and what reaches the outside world."""
@@ -46,8 +68,7 @@ class Session:
 
 def start(
     ref: StackRef,
-    runner: Runner,
-    adapter_for: AdapterFor,
+    services: Services,
     *,
     environment: Environment | None = None,
     preflight: bool = False,
@@ -57,14 +78,11 @@ def start(
     Raises :class:`EngineUnreachableError` naming the URI and ``virtstack:engine.uri``,
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
-    session = open_session(ref, runner, adapter_for, environment=environment)
+    session = open_session(ref, services, environment=environment)
     uri = session.environment.uri
     found = session.adapter.probe(uri)
     if not found.reachable:
-        raise EngineUnreachableError(
-            f"{uri}: {session.adapter.kind} engine not reachable ({found.detail}); "
-            f"start it or fix {key('engine', 'uri')}"
-        )
+        raise unreachable(session.adapter, found)
     if preflight:
         problems = session.adapter.preflight(session.environment.spec, ref.env, uri)
         if problems:
@@ -72,18 +90,21 @@ def start(
     return session
 
 
-def open_session(
-    ref: StackRef,
-    runner: Runner,
-    adapter_for: AdapterFor,
-    *,
-    environment: Environment | None = None,
-) -> Session:
-    """The environment loaded and checked, without asking the engine anything."""
-    environment = environment or load(ref)
-    return Session(
-        ref=ref, environment=environment, runner=runner, adapter=adapter_for(environment.target)
+def unreachable(adapter: EngineAdapter, found: Reachability) -> EngineUnreachableError:
+    """The error for an engine that did not answer: its URI, why, and the key to fix."""
+    return EngineUnreachableError(
+        f"{found.uri}: {adapter.kind} engine not reachable ({found.detail}); "
+        f"start it or fix {key('engine', 'uri')}"
     )
+
+
+def open_session(
+    ref: StackRef, services: Services, *, environment: Environment | None = None
+) -> Session:
+    """The environment loaded and checked (unless given), without asking the engine."""
+    environment = environment or load(ref)
+    adapter = services.adapter(environment.target)
+    return Session(ref=ref, environment=environment, runner=services.runner, adapter=adapter)
 
 
 def ensure_password(session: Session) -> bool:
@@ -140,10 +161,18 @@ def destroy(session: Session, on_event: OnEvent) -> None:
 
 @dataclass(frozen=True)
 class DataAfterDestroy:
-    """An environment's data once it is destroyed: what was deleted, what is kept."""
+    """An environment's data once it is destroyed: what was deleted, or what is kept."""
 
-    deleted: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+    deleted: list[str] | None = None
+    kept: list[str] | None = None
+
+    def summary(self, env: str) -> str:
+        if self.deleted is not None:
+            names = ", ".join(self.deleted)
+            return f"deleted data: {names}" if names else "no data volumes to delete"
+        if self.kept:
+            return f"kept data: {', '.join(self.kept)} (destroy {env} --delete-data removes it)"
+        return "no data volumes were kept"
 
 
 def data_after_destroy(session: Session, *, delete: bool) -> DataAfterDestroy:
@@ -196,22 +225,21 @@ def status(session: Session) -> Status:
 
 
 def scale(
-    ref: StackRef, runner: Runner, adapter_for: AdapterFor, tier: str, replicas: int
+    ref: StackRef, services: Services, tier: str, replicas: int
 ) -> tuple[ScaleChange, Session]:
     """Write tier ``tier``'s new replica count once it is checked, live too; not deployed.
 
     A refusal (spec, engine, preflight) leaves the stack file as it was.
     """
     change = plan_scale(ref, tier, replicas)
-    session = start(ref, runner, adapter_for, environment=change.environment, preflight=True)
+    session = start(ref, services, environment=change.environment, preflight=True)
     change.write()
     return change, session
 
 
 def autoscale_step(
     ref: StackRef,
-    runner: Runner,
-    adapter_for: AdapterFor,
+    services: Services,
     window: float,
     *,
     sleep: Callable[[float], None] = time.sleep,
@@ -227,8 +255,8 @@ def autoscale_step(
         raise UsageError(
             f"autoscale {ref.env}: the {environment.target.name} target has no threshold scaling"
         )
-    session = start(ref, runner, adapter_for, environment=environment)
-    outputs = report.plain_outputs(runner.outputs(ref))
+    session = start(ref, services, environment=environment)
+    outputs = report.plain_outputs(services.runner.outputs(ref))
 
     def read_stats(tier: str) -> str:
         return session.adapter.lb_stats(environment.spec, ref.env, environment.uri, outputs, tier)

@@ -9,9 +9,11 @@ import pytest
 
 from tests.unit.fixtures.cli_support import FakeAdapter, FakeRunner, invoke, make_services
 from tests.unit.fixtures.cli_support import project as project  # the fixture
-from virtstack.cli import EXIT_BAD_INPUT, Services, find_project
+from virtstack.cli import EXIT_BAD_INPUT
+from virtstack.environment import find_project
 from virtstack.errors import UsageError
 from virtstack.targets import TARGETS
+from virtstack.workflows import Services
 
 # -- project discovery and bad input ----------------------------------------------------
 

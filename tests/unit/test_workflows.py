@@ -22,7 +22,7 @@ from virtstack.secrets import PASSWORD_CONFIG_KEY
 
 def _start(project: Path, adapter: FakeAdapter, **kwargs: bool) -> workflows.Session:
     ref = StackRef(project=project, env="dev")
-    return workflows.start(ref, FakeRunner(), lambda target: adapter, **kwargs)
+    return workflows.start(ref, make_services(FakeRunner(), adapter=adapter), **kwargs)
 
 
 def test_an_unreachable_engine_names_the_uri_and_the_key(project: Path) -> None:

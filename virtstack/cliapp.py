@@ -1,0 +1,141 @@
+"""The typer app and what every command shares: exit codes, the project, the session.
+
+Only here does a :class:`~virtstack.errors.VirtstackError` become a message (one line per
+problem, on stderr) and an exit code: 2 for bad input (:class:`BadInputError`), 1 for what
+failed. The commands are in :mod:`virtstack.cli`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
+
+import typer
+
+from virtstack.errors import (
+    BadInputError,
+    VirtstackError,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from virtstack.environment import Environment, StackRef
+    from virtstack.workflows import Services, Session
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+_PROJECT_KEY = "virtstack.project"
+
+app = typer.Typer(
+    name="virtstack",
+    help="Deploy one environment spec onto VMs (hostos, hypervisor) or containers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def fail(exc: VirtstackError) -> NoReturn:
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        typer.echo(f"error: {line}", err=True)
+    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, BadInputError) else EXIT_FAILED)
+
+
+def handled(command: Callable[P, R]) -> Callable[P, R]:
+    """Run ``command``, turning a VirtstackError into its message and exit code."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except VirtstackError as exc:
+            fail(exc)
+
+    return run
+
+
+def new_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def services_of(ctx: typer.Context) -> Services:
+    from virtstack.workflows import Services
+
+    root = ctx.find_root()
+    if not isinstance(root.obj, Services):
+        root.obj = Services.default()
+    return root.obj
+
+
+def stack_ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
+    from virtstack.environment import StackRef, project_dir
+
+    project = project_dir(ctx.find_root().meta.get(_PROJECT_KEY))
+    return StackRef(project=project, env=env, target=target)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project",
+            "-C",
+            envvar="VIRTSTACK_PROJECT",
+            help="Project directory (Pulumi.yaml, stacks/); default: found from here up.",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """virtstack: one environment spec, deployed by Pulumi onto VMs or containers."""
+    ctx.meta[_PROJECT_KEY] = project
+
+
+Env = Annotated[
+    str, typer.Argument(help="Environment: stacks/Pulumi.<ENV>.yaml.", show_default=False)
+]
+TargetOverride = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        "-t",
+        help="Deploy onto this target for this run only (the stack file is not changed).",
+    ),
+]
+
+
+def start_session(
+    ctx: typer.Context,
+    env: str,
+    target: str | None,
+    *,
+    check: bool = True,
+    preflight: bool = False,
+    environment: Environment | None = None,
+) -> Session:
+    """The command's environment, loaded once; with ``check`` its engine answering."""
+    from virtstack import workflows
+
+    ref, services = stack_ref(ctx, env, target), services_of(ctx)
+    if not check:
+        return workflows.open_session(ref, services, environment=environment)
+    return workflows.start(ref, services, environment=environment, preflight=preflight)
+
+
+def announce_password(session: Session) -> None:
+    """Generate the registry password if needed, and say so."""
+    from virtstack import workflows
+    from virtstack.secrets import PASSWORD_CONFIG_KEY
+
+    if workflows.ensure_password(session):
+        new_console().print(f"generated the registry password: secret {PASSWORD_CONFIG_KEY}")
