@@ -1,4 +1,4 @@
-"""A preview's plan, from the engine's structured events.
+"""A preview's plan, from Pulumi's structured engine events.
 
 Built from ``ResourcePreEvent`` metadata (op, urn, parent, diffs, replace keys, old and
 new inputs), never from the CLI's text. Resources are grouped under the component that
