@@ -10,7 +10,7 @@
 # neither it nor PULUMI_CONFIG_PASSPHRASE_FILE is set: the development value
 # `virtstack-dev`, which protects nothing; set your own for real secrets), and turns
 # off plugin downloads and update checks (this machine reaches no plugin server).
-# virtstack/engine.py computes the same variables for the automation API.
+# virtstack/toolchain.py computes the same variables for the automation API.
 #
 # Sourced, not run: no `set -e` here, it would stay on in your shell.
 

@@ -16,7 +16,7 @@
 #      $VIRTSTACK_CACHE/toolchain/<key>/home/  PULUMI_HOME with plugins/resource-*-v*/
 #    VIRTSTACK_CACHE defaults to ${XDG_CACHE_HOME:-~/.cache}/virtstack.
 # Either way the project gets its own PULUMI_HOME, .virtstack/pulumi-home, whose
-# plugins/ links into the toolchain (tools/env.sh and virtstack/engine.py use it).
+# plugins/ links into the toolchain (tools/env.sh and virtstack/toolchain.py use it).
 #
 # Env: VIRTSTACK_TOOLCHAIN_BUILD=1 skips step 1 (always use the built toolchain).
 #      GO=/path/to/go picks the Go command (else `go` on PATH, then /usr/local/go). go.mod asks

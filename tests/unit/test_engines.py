@@ -205,7 +205,10 @@ def test_docker_data_is_listed_and_removed_by_name(monkeypatch: pytest.MonkeyPat
     def run(argv, *, uri, timeout=0):
         ran.append(list(argv))
         if "ls" in argv:
-            return "dev_db-data_0\tdev\ndev_db-data_1\tdev\ndev_other\tdev\ndev_registry-data\tdev\ndev-db-data-2\t\nshop-db_data_0\tshop-db\n"
+            return (
+                "dev_db-data_0\tdev\ndev_db-data_1\tdev\ndev_other\tdev\n"
+                "dev_registry-data\tdev\ndev-db-data-2\t\nshop-db_data_0\tshop-db\n"
+            )
         return ""
 
     monkeypatch.setattr(hostcmd, "run", run)
@@ -255,7 +258,13 @@ def test_data_names_are_the_specs_and_every_replica_index() -> None:
     pattern = data_pattern(spec_of("dev"), "dev")
     for name in ("dev_db-data_0", "dev_db-data_11", "dev_registry-data"):
         assert pattern.fullmatch(name), name
-    for name in ("dev_db-data", "dev_db-data_x", "staging_db-data_0", "xdev_registry-data", "dev-db-data-0"):
+    for name in (
+        "dev_db-data",
+        "dev_db-data_x",
+        "staging_db-data_0",
+        "xdev_registry-data",
+        "dev-db-data-0",
+    ):
         assert not pattern.fullmatch(name), name
     assert not data_pattern(spec_of("lab"), "lab").fullmatch("lab-")
 

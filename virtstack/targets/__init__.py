@@ -47,4 +47,13 @@ def check(spec: EnvironmentSpec) -> Target:
     return target
 
 
-__all__ = ["TARGETS", "Capability", "DeployContext", "Outputs", "Target", "check", "discover", "get"]
+__all__ = [
+    "TARGETS",
+    "Capability",
+    "DeployContext",
+    "Outputs",
+    "Target",
+    "check",
+    "discover",
+    "get",
+]
