@@ -2,7 +2,7 @@
 
 Only here does a :class:`~virtstack.errors.VirtstackError` become a message (one line per
 problem, on stderr) and an exit code: 2 for bad input (:class:`BadInputError`), 1 for what
-failed. The commands are in :mod:`virtstack.cli`.
+failed. The commands are in the other modules of :mod:`virtstack.cli`.
 """
 
 from __future__ import annotations

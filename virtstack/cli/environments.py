@@ -1,4 +1,4 @@
-"""The virtstack command line: options, prompts and printing over :mod:`virtstack.workflows`.
+"""Commands on environments: targets, new, preview, up, destroy, refresh, status, scale, autoscale.
 
 Pulumi and the targets are imported inside commands so ``virtstack --help`` stays fast.
 """
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from virtstack.cliapp import (
+from virtstack.cli.base import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
     Env,
