@@ -10,6 +10,7 @@ import jinja2
 import yaml
 
 from virtstack_components.errors import TemplateError
+from virtstack_components.quoting import FILTERS
 
 _HERE = Path(__file__).resolve().parent
 # A wheel carries the templates inside the package; a checkout has them at its top level.
@@ -34,6 +35,8 @@ def environment() -> jinja2.Environment:
         autoescape=False,  # renders configs and YAML, never HTML
     )
     env.filters["to_yaml"] = _to_yaml
+    # Quoting per consumer (YAML, systemd, HAProxy): every user string goes through one.
+    env.filters.update(FILTERS)
     return env
 
 
