@@ -22,6 +22,7 @@ from pydantic import (
     PositiveInt,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -31,8 +32,27 @@ NAMESPACE = "virtstack"
 
 # Names become container names, VM hostnames and DNS aliases: keep them DNS labels.
 _NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
-_ABSOLUTE_PATH = r"^/\S*$"
+# User strings end up in cloud-config YAML, systemd units, fstab, HAProxy configs and
+# Docker's API. Rendering quotes them per consumer; what no consumer can carry is refused
+# here, where the error can name the key.
+# Words of a command and env values: anything a unit file and argv/environ can carry.
+# Tab and newline travel escaped; other control characters (NUL above all) do not.
+_TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A mount point: cloud-init writes it into fstab (whitespace, '\' and '#' mean something
+# there) and Docker reads ':' and ',' in volume specs; brackets broke the cloud-config list.
+_VOLUME_PATH_PATTERN = r"^(/[A-Za-z0-9._@+=~-]+)+$"
+# An origin-form request target (RFC 3986 path and query characters, %XX escapes): what
+# HAProxy sends on its check line and wget requests, never a space, '#', quote or '\'.
+_HEALTH_PATH_PATTERN = r"^/([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$"
+# Bounds that keep any single word or value within Linux's per-string limit for argv and
+# environ (128 KiB) even as 4-byte UTF-8, and a command line within systemd's 1 MiB line.
+_MAX_WORD = 32768
+_MAX_COMMAND = 65536
 Name = Annotated[str, StringConstraints(pattern=_NAME_PATTERN)]
+Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN, max_length=_MAX_WORD)]
+EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME_PATTERN, max_length=256)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
 
@@ -77,7 +97,9 @@ class RegistrySpec(_Model):
 class HealthCheckSpec(_Model):
     """How a replica's liveness is probed, by Docker and by the load balancer."""
 
-    path: Annotated[str, StringConstraints(pattern=_ABSOLUTE_PATH)] | None = "/healthz"
+    path: (
+        Annotated[str, StringConstraints(pattern=_HEALTH_PATH_PATTERN, max_length=2048)] | None
+    ) = "/healthz"
     """HTTP path answered with 2xx/3xx by a live replica; ``null`` means a TCP connect."""
     interval: Seconds = 5
     timeout: Seconds = 2
@@ -97,7 +119,7 @@ class VolumeSpec(_Model):
     """Where a tier keeps data that outlives its containers or VMs."""
 
     name: Name
-    path: Annotated[str, StringConstraints(pattern=_ABSOLUTE_PATH)]
+    path: Annotated[str, StringConstraints(pattern=_VOLUME_PATH_PATTERN, max_length=1024)]
     size_gib: PositiveInt = 1
 
 
@@ -129,12 +151,12 @@ class TierSpec(_Placed):
 
     image: str
     """Container image (container target) the replicas run."""
-    command: list[str] | None = None
-    """The replica's command; on VM targets it runs as a systemd service."""
+    command: list[Text] | None = None
+    """The replica's command, as words (no shell); on VM targets a systemd service."""
     replicas: Annotated[int, Field(ge=0, le=64)] = 1
     port: Port = 8080
     health: HealthCheckSpec = HealthCheckSpec()
-    env: dict[str, str] = {}
+    env: dict[EnvName, Text] = {}
     stateful: bool = False
     volume: VolumeSpec | None = None
     upstream: Name | None = None
@@ -146,6 +168,17 @@ class TierSpec(_Placed):
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
     memory: Annotated[int, Field(ge=128)] = 512
     """MiB per replica VM on the VM targets."""
+
+    @field_validator("command")
+    @classmethod
+    def _runnable(cls, command: list[str] | None) -> list[str] | None:
+        if command is None:
+            return None
+        if not command or not command[0]:
+            raise ValueError("must start with a program to run (leave it out for the image's)")
+        if sum(len(word) + 1 for word in command) > _MAX_COMMAND:
+            raise ValueError(f"must be at most {_MAX_COMMAND} characters in all")
+        return command
 
 
 class VmSpec(_Placed):
@@ -168,7 +201,7 @@ class ContainerHostSpec(_Placed):
     memory: Annotated[int, Field(ge=256)] = 2048
     disk: Annotated[int, Field(ge=1)] = 20
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "virtstack"
-    ssh_authorized_keys: list[str] = []
+    ssh_authorized_keys: list[Annotated[str, StringConstraints(pattern=_LINE_PATTERN)]] = []
 
 
 class ImagesSpec(_Model):
@@ -253,20 +286,40 @@ _SECRET_KEYS = frozenset({REGISTRY_PASSWORD_KEY})
 _PATTERN_MEANING = {
     _NAME_PATTERN: "must be a DNS label: lowercase letters, digits and '-', "
     "starting with a letter, at most 32 characters",
-    _ABSOLUTE_PATH: "must be an absolute path without spaces",
+    _TEXT_PATTERN: "must not contain control characters other than tab and newline",
+    _LINE_PATTERN: "must be one line without control characters",
+    _ENV_NAME_PATTERN: "must be an environment variable name: letters, digits and '_', "
+    "not starting with a digit",
+    _VOLUME_PATH_PATTERN: "must be an absolute path of letters, digits and '._@+=~-' "
+    "(not '/' itself; no spaces, ',', ':', brackets or control characters)",
+    _HEALTH_PATH_PATTERN: "must be an absolute path of URL characters: an HTTP path and "
+    "query of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes",
 }
 
 
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"]) or ("(root)",)
     message = str(error["msg"]).removeprefix("Value error, ")
+    if loc[-1] == "[key]":
+        # A bad mapping key (an env name): name the mapping, and say it is the name.
+        loc = loc[:-2] if len(loc) > 2 else loc[:-1]
+        message = "name " + _PATTERN_MEANING.get(error.get("ctx", {}).get("pattern"), message)
+        return f"{key(*loc)}: {message} (got {_shown(error['input'])})"
+    if error["type"] == "string_unicode":
+        message = "must be valid Unicode text (no lone surrogates)"
     if error["type"] == "string_pattern_mismatch":
         message = _PATTERN_MEANING.get(error["ctx"]["pattern"], message)
     if error["type"] == "extra_forbidden":
         return f"{key(*loc)}: unknown key"
     if error["type"] == "missing":
         return f"{key(*loc)}: required"
-    return f"{key(*loc)}: {message} (got {error['input']!r})"
+    return f"{key(*loc)}: {message} (got {_shown(error['input'])})"
+
+
+def _shown(value: Any) -> str:
+    # A hostile value can be megabytes long: the key says where, a prefix says which.
+    text = repr(value)
+    return text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
 
 
 def _cross_checks(spec: EnvironmentSpec) -> Iterator[str]:
