@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from virtstack.errors import UsageError
+from virtstack.errors import SpecError, UsageError
 from virtstack.spec import NAMESPACE, EnvironmentSpec, parse_spec
 from virtstack.stackfiles import read_config
 
@@ -44,6 +44,9 @@ class StackRef:
     env: str
     target: str | None = None
     """Overrides the environment's target for this run only; the stack file is untouched."""
+    pending: str | None = None
+    """Stack file text to run with instead of the file (an edit written only once the run
+    succeeded, like a scale)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +71,14 @@ class Environment:
 def check_config(config: dict[str, Any], target: str | None = None) -> Environment:
     """Validate a config mapping (with ``target`` overriding its target) against its target."""
     from virtstack import targets  # imports Pulumi: not for --help
+    from virtstack.secrets import is_encrypted, plaintext_problems
 
     if target is not None:
         config = {**config, f"{NAMESPACE}:target": target}
     spec = parse_spec(config)
+    plaintext = plaintext_problems(config, lambda name: is_encrypted(config[name]))
+    if plaintext:
+        raise SpecError(plaintext)
     return Environment(config=config, spec=spec, target=targets.check(spec))
 
 

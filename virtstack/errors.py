@@ -53,6 +53,14 @@ class EngineCommandError(VirtstackError):
     """A docker or virsh command against a reachable engine failed."""
 
 
+class RunInterruptedError(VirtstackError):
+    """The user interrupted a run; Pulumi cancelled it cleanly (exit 130, like a shell)."""
+
+
+class EnvironmentBusyError(VirtstackError):
+    """Another virtstack command holds the environment (its holder is named)."""
+
+
 class OperationError(VirtstackError):
     """A Pulumi operation (preview, up, destroy, refresh) failed.
 
@@ -71,9 +79,11 @@ __all__ = [
     "ComponentError",
     "EngineCommandError",
     "EngineUnreachableError",
+    "EnvironmentBusyError",
     "EnvironmentExistsError",
     "EnvironmentNotFoundError",
     "OperationError",
+    "RunInterruptedError",
     "SpecError",
     "StackFileError",
     "TemplateError",

@@ -6,11 +6,14 @@ import json
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import CONFIG, get_config_env
+from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from virtstack import targets
 from virtstack.errors import SpecError
+from virtstack.secrets import plaintext_problems
 from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, key, parse_spec
+
+PREVIEW_PASSWORD = "generated-by-virtstack-up"
 
 
 def stack_config() -> dict[str, Any]:
@@ -35,14 +38,21 @@ def main() -> None:
     """Deploy the running stack's environment and export what it made."""
     spec = parse_spec(stack_config())
     target = targets.check(spec)
+    plaintext = plaintext_problems(stack_config(), is_config_secret)
+    if plaintext:
+        raise SpecError(plaintext)
     password = pulumi.Config(NAMESPACE).get_secret(REGISTRY_PASSWORD_KEY)
     if spec.registry.enabled and spec.registry.auth and password is None:
-        raise SpecError(
-            [
-                f"{key(REGISTRY_PASSWORD_KEY)}: required while registry.auth is on "
-                f"(pulumi config set --secret {key(REGISTRY_PASSWORD_KEY)} ...)"
-            ]
-        )
+        if not pulumi.runtime.is_dry_run():
+            raise SpecError(
+                [
+                    f"{key(REGISTRY_PASSWORD_KEY)}: required while registry.auth is on "
+                    f"(virtstack up generates it; or pulumi config set --secret "
+                    f"{key(REGISTRY_PASSWORD_KEY)} < file)"
+                ]
+            )
+        # A preview must not write the stack file: `up` generates the real password.
+        password = pulumi.Output.secret(PREVIEW_PASSWORD)
     context = targets.DeployContext(env=pulumi.get_stack(), registry_password=password)
     for name, value in target.deploy(spec, context).items():
         pulumi.export(name, value)

@@ -8,7 +8,11 @@ the CLI only needs the :class:`Runner` protocol, so it is tested without Pulumi.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
+import socket
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from virtstack import stackfiles
-from virtstack.errors import OperationError
+from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.plan.events import diagnostic_lines
 from virtstack.spec import NAMESPACE
 
@@ -58,6 +62,10 @@ class Runner(Protocol):
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None: ...
 
     def outputs(self, ref: StackRef) -> dict[str, StackOutput]: ...
+
+    def unlock(self, ref: StackRef) -> list[str]:
+        """Clear a lock a crashed run left on the stack; the holders cleared."""
+        ...
 
 
 class EventLog:
@@ -105,12 +113,13 @@ class PulumiRunner:
         from pulumi import automation as auto  # slow import, Pulumi runs only
 
         from virtstack import toolchain
+        from virtstack.pulumicmd import GracefulPulumiCommand
 
         env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
         opts = auto.LocalWorkspaceOptions(
             work_dir=str(ref.project),
             env_vars=env_vars,
-            pulumi_command=auto.PulumiCommand(root=str(toolchain.toolchain_dir(ref.project))),
+            pulumi_command=GracefulPulumiCommand(root=str(toolchain.toolchain_dir(ref.project))),
         )
         return auto.create_or_select_stack(ref.env, work_dir=str(ref.project), opts=opts)
 
@@ -119,10 +128,42 @@ class PulumiRunner:
             self._stack(ref)
 
     def set_secret(self, ref: StackRef, name: str, value: str) -> None:
-        from pulumi.automation import ConfigValue
+        from virtstack import toolchain
 
-        with _failures("config", ref, EventLog()):
-            self._stack(ref).set_config(name, ConfigValue(value=value, secret=True))
+        self.init(ref)
+        # On standard input, never on a command line: argv is readable by every local user.
+        argv = [
+            str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi"),
+            "--non-interactive", "config", "set", "--secret", "--stack", ref.env, name,
+        ]  # fmt: skip
+        done = subprocess.run(
+            argv,
+            input=value,
+            capture_output=True,
+            text=True,
+            cwd=ref.project,
+            env={**os.environ, **toolchain.pulumi_environment(ref.project)},
+            check=False,
+        )
+        if done.returncode != 0:
+            problems = [ln.removeprefix("error: ") for ln in done.stderr.splitlines() if ln]
+            raise OperationError("config", ref.env, problems[-1:] or ["pulumi config set failed"])
+
+    def unlock(self, ref: StackRef) -> list[str]:
+        """Clear Pulumi's lock on the stack, left by a run that crashed; the holders cleared.
+
+        Refused while the holder still runs on this machine.
+        """
+        found = pulumi_locks(ref)
+        for lock in found:
+            if lock.alive():
+                raise EnvironmentBusyError(
+                    f"{ref.env}: Pulumi's lock is held by a running process: {lock}"
+                )
+        if found:
+            with _failures("cancel", ref, EventLog()):
+                self._stack(ref).cancel()
+        return [str(lock) for lock in found]
 
     def preview(self, ref: StackRef, on_event: OnEvent) -> None:
         log = EventLog(on_event)
@@ -160,15 +201,65 @@ class PulumiRunner:
         return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
 
 
+@dataclass(frozen=True)
+class PulumiLock:
+    """A lock Pulumi's file backend keeps while it updates a stack."""
+
+    pid: int
+    user: str
+    host: str
+    since: str
+
+    def alive(self) -> bool:
+        """Whether the holder still runs (on this machine; another host's: assume so)."""
+        if self.host != socket.gethostname():
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.user}@{self.host}, since {self.since})"
+
+
+def pulumi_locks(ref: StackRef) -> list[PulumiLock]:
+    """The locks on ``ref``'s stack in the project's local backend."""
+    root = ref.project / ".virtstack" / "state" / ".pulumi" / "locks"
+    found = []
+    for path in sorted(root.glob(f"**/{ref.env}/*.json")):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found.append(
+            PulumiLock(
+                pid=int(info.get("pid", 0)),
+                user=str(info.get("username", "?")),
+                host=str(info.get("hostname", "?")),
+                since=str(info.get("timestamp", "?")),
+            )
+        )
+    return found
+
+
 @contextlib.contextmanager
 def _config_file(ref: StackRef) -> Iterator[str | None]:
-    """A copy of the stack file with the target overridden, for one run; else None."""
-    if ref.target is None:
+    """A copy of the stack file for one run (target overridden, or a pending edit)."""
+    if ref.target is None and ref.pending is None:
         yield None
         return
     # The whole file, not the checked config: the salt and the secrets must come along.
-    document = stackfiles.load_stack(ref.project, ref.env)
-    document["config"][f"{NAMESPACE}:target"] = ref.target
+    document = (
+        stackfiles.load(ref.pending, str(stackfiles.stack_file(ref.project, ref.env)))
+        if ref.pending is not None
+        else stackfiles.load_stack(ref.project, ref.env)
+    )
+    if ref.target is not None:
+        document["config"][f"{NAMESPACE}:target"] = ref.target
     with tempfile.TemporaryDirectory(prefix="virtstack-override-") as tmp:
         path = Path(tmp) / f"Pulumi.{ref.env}.yaml"
         path.write_text(stackfiles.dump(document))
@@ -183,8 +274,10 @@ def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
     try:
         yield
     except auto_errors.ConcurrentUpdateError:
-        raise OperationError(
-            operation, ref.env, ["another update of this stack is running; try again after it"]
+        holders = "; ".join(str(lock) for lock in pulumi_locks(ref)) or "another process"
+        raise EnvironmentBusyError(
+            f"{ref.env}: Pulumi's lock on the stack is held by {holders} (if that run "
+            f"crashed: virtstack unlock {ref.env})"
         ) from None
     except auto_errors.CommandError as exc:
         problems = log.errors() or _stderr_problems(exc)

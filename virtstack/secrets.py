@@ -1,17 +1,36 @@
-"""The registry password: a secret virtstack generates and keeps in the stack file."""
+"""Secrets in stack files: the registry password virtstack generates, and the rule that
+every secret key holds a Pulumi secret, never plaintext."""
 
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, EnvironmentSpec
+from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, EnvironmentSpec, key
 
 if TYPE_CHECKING:
     from virtstack.environment import Environment, StackRef
     from virtstack.runner import Runner
 
 PASSWORD_CONFIG_KEY = f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}"
+SECRET_KEYS = (PASSWORD_CONFIG_KEY,)
+"""Config keys that must only ever hold Pulumi secrets."""
+
+
+def is_encrypted(value: Any) -> bool:
+    """Whether a stack file value is a Pulumi secret (``{secure: ciphertext}``)."""
+    return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
+def plaintext_problems(config: Mapping[str, Any], is_secret: Callable[[str], bool]) -> list[str]:
+    """A line for every secret key holding plaintext (readable by anyone with the file)."""
+    return [
+        f"{key(name.partition(':')[2])}: must be a Pulumi secret, not plaintext "
+        f"(pulumi config set --secret {name} < file)"
+        for name in SECRET_KEYS
+        if name in config and not is_secret(name)
+    ]
 
 
 def needs_registry_password(spec: EnvironmentSpec) -> bool:

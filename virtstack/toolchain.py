@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from pathlib import Path
 
 from virtstack.errors import ToolchainMissingError
 
-#: Passphrase for local development stacks when ``PULUMI_CONFIG_PASSPHRASE`` is unset.
-#: It only guards secrets in the local file backend; set your own for anything real.
-DEV_PASSPHRASE = "virtstack-dev"
+#: The passphrase virtstack 0.1 used for every project; kept only for state made with it.
+LEGACY_PASSPHRASE = "virtstack-dev"
 
 
 def toolchain_dir(project_dir: Path) -> Path:
@@ -41,8 +41,7 @@ def pulumi_environment(project_dir: Path) -> dict[str, str]:
         )
     home = pulumi_home(project)
     _link_plugins(home)
-    state = project / ".virtstack" / "state"
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir(project / ".virtstack" / "state")
     path = os.environ.get("PATH", "")
     env = {
         "PATH": f"{tools / 'bin'}{os.pathsep}{path}" if path else str(tools / "bin"),
@@ -51,10 +50,38 @@ def pulumi_environment(project_dir: Path) -> dict[str, str]:
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
     }
-    # A passphrase file the user chose wins over the development default.
-    if "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
-        env["PULUMI_CONFIG_PASSPHRASE"] = os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEV_PASSPHRASE)
+    # The user's own passphrase (or file) wins; else the project's, made on first use.
+    if not {"PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"} & set(os.environ):
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file(project))
     return env
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` made if missing, readable by its owner only (state holds ciphertext)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    path.parent.chmod(path.parent.stat().st_mode & 0o700 | 0o700)
+    return path
+
+
+def passphrase_file(project: Path) -> Path:
+    """The project's state passphrase, ``.virtstack/passphrase`` (0600), made on first use.
+
+    A random one, unless the project already holds stacks whose secrets virtstack 0.1
+    encrypted with its fixed passphrase: those keep working with that one until the user
+    changes it (``pulumi stack change-secrets-provider passphrase``).
+    """
+    path = project / ".virtstack" / "passphrase"
+    if path.exists():
+        return path
+    stacks = project / ".virtstack" / "state" / ".pulumi" / "stacks"
+    legacy = stacks.is_dir() and any(stacks.rglob("*.json*"))
+    value = LEGACY_PASSPHRASE if legacy else secrets.token_urlsafe(32)
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value + "\n")
+    return path
 
 
 def _link_plugins(home: Path) -> None:

@@ -11,10 +11,10 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from virtstack import autoscale, report, secrets
+from virtstack import autoscale, datacheck, report, secrets, stackfiles
 from virtstack.environment import Environment, StackRef, load
 from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
 from virtstack.plan.model import Plan, plan
@@ -72,9 +72,12 @@ def start(
     *,
     environment: Environment | None = None,
     preflight: bool = False,
+    keep_orphans: bool = False,
 ) -> Session:
     """Load and check the environment (unless given), require its engine, run preflight.
 
+    Preflight also holds the engine's data against the spec (:mod:`virtstack.datacheck`);
+    ``keep_orphans`` lets data the spec no longer declares stay behind.
     Raises :class:`EngineUnreachableError` naming the URI and ``virtstack:engine.uri``,
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
@@ -84,7 +87,10 @@ def start(
     if not found.reachable:
         raise unreachable(session.adapter, found)
     if preflight:
-        problems = session.adapter.preflight(session.environment.spec, ref.env, uri)
+        spec = session.environment.spec
+        problems = session.adapter.preflight(spec, ref.env, uri)
+        items = session.adapter.data_items(ref.env, uri)
+        problems += datacheck.problems(spec, ref.env, items, keep_orphans=keep_orphans)
         if problems:
             raise SpecError(problems)
     return session
@@ -227,13 +233,20 @@ def status(session: Session) -> Status:
 def scale(
     ref: StackRef, services: Services, tier: str, replicas: int
 ) -> tuple[ScaleChange, Session]:
-    """Write tier ``tier``'s new replica count once it is checked, live too; not deployed.
+    """Tier ``tier``'s new replica count, checked (live too), and a session that deploys it.
 
-    A refusal (spec, engine, preflight) leaves the stack file as it was.
+    Nothing is written: the session runs with the edited file as a pending change, and the
+    caller writes it (``change.write()``) once the deploy succeeded; a refusal or a failed
+    run leaves the stack file as it was.
     """
     change = plan_scale(ref, tier, replicas)
-    session = start(ref, services, environment=change.environment, preflight=True)
-    change.write()
+    pending = replace(ref, pending=stackfiles.dump(change.document))
+    session = start(pending, services, environment=change.environment, preflight=True)
+    if ensure_password(open_session(ref, services)):
+        # The file now holds the new secret and its salt: edit that file instead.
+        change = plan_scale(ref, tier, replicas)
+        pending = replace(ref, pending=stackfiles.dump(change.document))
+        session = open_session(pending, services, environment=change.environment)
     return change, session
 
 
@@ -262,3 +275,17 @@ def autoscale_step(
         return session.adapter.lb_stats(environment.spec, ref.env, environment.uri, outputs, tier)
 
     return autoscale.decide(environment.spec, ref.env, read_stats, window, sleep=sleep)
+
+
+# -- data and locks left by earlier runs ------------------------------------------------
+
+
+def migrate_data(session: Session) -> dict[str, str]:
+    """Copy data kept under virtstack 0.1's names to the current ones (old names stay)."""
+    env = session.environment
+    return session.adapter.migrate_data(env.spec, session.env, env.uri)
+
+
+def unlock(session: Session) -> list[str]:
+    """Clear Pulumi's lock left by a crashed run (refused while its holder runs)."""
+    return session.runner.unlock(session.ref)

@@ -17,6 +17,13 @@ REGISTRY_PORT = 5000
 """Where the registry listens inside its container or VM."""
 
 
+def is_tier_type(type_: str) -> bool:
+    """Whether a Pulumi type is one of virtstack's tier components (on any engine):
+    plans group a tier's replicas, load balancer and volumes under it."""
+    package, _, rest = type_.partition(":")
+    return package == "virtstack" and rest.endswith("Tier")
+
+
 def tier_name(stack: str, tier: str) -> str:
     """The component (and engine-side prefix) of tier ``tier`` in stack ``stack``."""
     return f"{stack}-{tier}"

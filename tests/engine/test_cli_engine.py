@@ -73,8 +73,8 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
         plan = json.loads(ok(cli_project, "preview", env, "--json").stdout)
         assert plan["counts"]["create"] >= 6, plan
         assert {g["group"] for g in plan["groups"]} >= {
-            f"ServiceTier {env}-web",
-            f"ServiceTier {env}-app",
+            f"ContainerTier {env}-web",
+            f"ContainerTier {env}-app",
         }
 
         up = ok(cli_project, "up", env)

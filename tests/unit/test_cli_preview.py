@@ -24,6 +24,7 @@ from virtstack.errors import OperationError
 
 def test_preview_shows_the_plan_and_writes_markdown(project: Path, tmp_path: Path) -> None:
     runner = FakeRunner(preview_events=events(PREVIEW))
+    before = (project / "stacks" / "Pulumi.dev.yaml").read_text()
     markdown = tmp_path / "dev.md"
     result = invoke(project, make_services(runner), "preview", "dev", "--markdown", str(markdown))
     assert result.exit_code == 0, result.output
@@ -32,8 +33,10 @@ def test_preview_shows_the_plan_and_writes_markdown(project: Path, tmp_path: Pat
     text = markdown.read_text()
     assert text.startswith("### `dev` (container): 1 to create, 3 to update, 1 to replace")
     assert "| **replace** | `dev-web-lb` |" in text
-    # dev's registry uses auth and the copied stack file has no password yet.
-    assert runner.ops() == ["set_secret", "preview"]
+    # dev's registry uses auth and the copied stack file has no password yet; still a
+    # preview changes nothing, the stack file included: no password is generated.
+    assert runner.ops() == ["preview"]
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
 
 
 def test_preview_of_a_recorded_engine_stream(project: Path, tmp_path: Path) -> None:

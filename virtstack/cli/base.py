@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
-from virtstack.errors import (
-    BadInputError,
-    VirtstackError,
-)
+from virtstack.errors import BadInputError, RunInterruptedError, VirtstackError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,6 +25,8 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+"""As a shell reports a command ended by SIGINT."""
 _PROJECT_KEY = "virtstack.project"
 
 app = typer.Typer(
@@ -45,7 +45,9 @@ R = TypeVar("R")
 def fail(exc: VirtstackError) -> NoReturn:
     for line in str(exc).splitlines() or [type(exc).__name__]:
         typer.echo(f"error: {line}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT if isinstance(exc, BadInputError) else EXIT_FAILED)
+    if isinstance(exc, BadInputError):
+        raise typer.Exit(EXIT_BAD_INPUT)
+    raise typer.Exit(EXIT_INTERRUPTED if isinstance(exc, RunInterruptedError) else EXIT_FAILED)
 
 
 def handled(command: Callable[P, R]) -> Callable[P, R]:
@@ -121,6 +123,7 @@ def start_session(
     *,
     check: bool = True,
     preflight: bool = False,
+    keep_orphans: bool = False,
     environment: Environment | None = None,
 ) -> Session:
     """The command's environment, loaded once; with ``check`` its engine answering."""
@@ -129,7 +132,16 @@ def start_session(
     ref, services = stack_ref(ctx, env, target), services_of(ctx)
     if not check:
         return workflows.open_session(ref, services, environment=environment)
-    return workflows.start(ref, services, environment=environment, preflight=preflight)
+    return workflows.start(
+        ref, services, environment=environment, preflight=preflight, keep_orphans=keep_orphans
+    )
+
+
+def holding(ctx: typer.Context, env: str, command: str) -> AbstractContextManager[None]:
+    """The environment held for this command; a second command on it is refused."""
+    from virtstack import locks
+
+    return locks.hold(stack_ref(ctx, env, None).project, env, command)
 
 
 def announce_password(session: Session) -> None:

@@ -20,6 +20,7 @@ from virtstack.cli.base import (
     announce_password,
     app,
     handled,
+    holding,
     new_console,
     services_of,
     stack_ref,
@@ -144,17 +145,14 @@ def preview(
     from virtstack.plan.markdown import markdown as plan_markdown
     from virtstack.plan.terminal import renderable
     from virtstack.runner import EventLog
-    from virtstack.secrets import PASSWORD_CONFIG_KEY
 
     log = EventLog()
     target_name = target or ""
     try:
+        # A preview changes nothing, not even the stack file: a password `up` would
+        # generate stands in as a placeholder (see virtstack.program).
         session = start_session(ctx, env, target, preflight=True)
         target_name = session.environment.target.name
-        # The program refuses to run without the password; generating it changes nothing
-        # deployed, so a preview may do it (up would do the same).
-        if workflows.ensure_password(session):
-            typer.echo(f"generated the registry password: {PASSWORD_CONFIG_KEY}", err=True)
         plan = workflows.preview(session, log)
     except VirtstackError as exc:
         if markdown is not None:
@@ -213,11 +211,20 @@ def up(
             "--yes", "-y", help="Apply without showing the plan first (on a terminal it asks)."
         ),
     ] = False,
+    keep_orphans: Annotated[
+        bool,
+        typer.Option(
+            "--keep-orphaned-data",
+            help="Deploy even though the engine holds data the spec no longer declares "
+            "(a renamed or removed volume); that data is left in place.",
+        ),
+    ] = False,
 ) -> None:
     """Create or update everything the environment declares."""
-    session = start_session(ctx, env, target, preflight=True)
-    # Without a terminal there is nobody to ask: the command itself is the decision.
-    _deploy(session, confirm=not yes and services_of(ctx).interactive())
+    with holding(ctx, env, "up"):
+        session = start_session(ctx, env, target, preflight=True, keep_orphans=keep_orphans)
+        # Without a terminal there is nobody to ask: the command itself is the decision.
+        _deploy(session, confirm=not yes and services_of(ctx).interactive())
 
 
 @app.command()
@@ -236,6 +243,14 @@ def destroy(
     ] = False,
 ) -> None:
     """Remove everything the environment deployed; data volumes are kept unless asked."""
+
+    with holding(ctx, env, "destroy"):
+        _destroy(ctx, env, target, yes=yes, delete_data=delete_data)
+
+
+def _destroy(
+    ctx: typer.Context, env: str, target: str | None, *, yes: bool, delete_data: bool
+) -> None:
     from virtstack import workflows
 
     session = start_session(ctx, env, target)
@@ -258,7 +273,8 @@ def refresh(ctx: typer.Context, env: Env, target: TargetOverride = None) -> None
     """Read the engine's actual state into the stack (drift shows in the next preview)."""
     from virtstack import workflows
 
-    _run(start_session(ctx, env, target), "refresh", workflows.refresh)
+    with holding(ctx, env, "refresh"):
+        _run(start_session(ctx, env, target), "refresh", workflows.refresh)
 
 
 @app.command()
@@ -301,16 +317,18 @@ def scale(
     target: TargetOverride = None,
 ) -> None:
     """Set a tier's replica count in the stack file, then run up (so it is never drift)."""
-    _scale(services_of(ctx), stack_ref(ctx, env, target), tier, replicas)
+    with holding(ctx, env, "scale"):
+        _scale(services_of(ctx), stack_ref(ctx, env, target), tier, replicas)
 
 
 def _scale(services: Services, ref: StackRef, tier: str, replicas: int) -> None:
-    """Write a tier's new replica count into the stack file, then deploy it."""
+    """Deploy a tier's new replica count, then write it into the stack file."""
     from virtstack import workflows
 
     change, session = workflows.scale(ref, services, tier, replicas)
-    new_console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
     _deploy(session)
+    change.write()
+    new_console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
 
 
 @app.command()
@@ -341,6 +359,7 @@ def autoscale(
             new_console().print(str(d))
         for d in decisions:
             if d.changes:
-                _scale(services, ref, d.tier, d.desired)
+                with holding(ctx, env, "autoscale"):
+                    _scale(services, ref, d.tier, d.desired)
         if not watch:
             return

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from virtstack_components import names
+
 from virtstack.plan.events import (
     CHANGES,
     OPS,
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-TIER_TYPE = "virtstack:service:ServiceTier"
 _VALUE_WIDTH = 60
 
 
@@ -350,6 +351,6 @@ def _group(urn: str, entry: _Seen, seen: Mapping[str, _Seen]) -> Group:
         if len(types) > 1 and types[-2] != STACK_TYPE:
             return Group(types[-2], "")
     for group in chain:
-        if group.type == TIER_TYPE:
+        if names.is_tier_type(group.type):
             return group
     return chain[-1] if chain else _STACK_GROUP
