@@ -50,6 +50,7 @@ _HEALTH_PATH_PATTERN = r"^/([A-Za-z0-9._~!$&'()*+,;=:@/?-]|%[0-9A-Fa-f]{2})*$"
 # environ (128 KiB) even as 4-byte UTF-8, and a command line within systemd's 1 MiB line.
 _MAX_WORD = 32768
 _MAX_COMMAND = 65536
+_EXEC_PREFIXES = "-@:+!"
 Name = Annotated[str, StringConstraints(pattern=_NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN, max_length=_MAX_WORD)]
 EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME_PATTERN, max_length=256)]
@@ -176,6 +177,13 @@ class TierSpec(_Placed):
             return None
         if not command or not command[0]:
             raise ValueError("must start with a program to run (leave it out for the image's)")
+        if command[0][0] in _EXEC_PREFIXES or command[0] == ";":
+            # systemd reads these off the unquoted first word of ExecStart=, so no quoting
+            # keeps them literal; no real program is named like that.
+            raise ValueError(
+                f"the program must not start with any of {' '.join(_EXEC_PREFIXES)} "
+                "nor be ';' (systemd reads them as ExecStart= prefixes)"
+            )
         if sum(len(word) + 1 for word in command) > _MAX_COMMAND:
             raise ValueError(f"must be at most {_MAX_COMMAND} characters in all")
         return command

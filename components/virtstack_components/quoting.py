@@ -90,13 +90,17 @@ def systemd_word(value: str, *, dollar: bool = False) -> str:
 def systemd_exec(command: Sequence[str] | str) -> str:
     """An ExecStart= value that runs ``command`` (a list of words) without a shell.
 
-    Every word is quoted, which also keeps a first word starting with one of systemd's
-    prefixes ('-', '@', '+', ...) or a lone ';' (a command separator) literal. A string is
-    read as shell words (``shlex.join`` output, which components passed before lists).
+    Every word is quoted, which keeps a lone ';' after the first word an argument rather
+    than a command separator. A first word starting with one of systemd's prefixes
+    ('-', '@', ':', '+', '!') is refused: systemd strips them even from a quoted word. A
+    string is read as shell words (``shlex.join`` output, as components passed it before).
     """
     words = shlex.split(command) if isinstance(command, str) else list(command)
     if not words or not words[0]:
         raise TemplateError("systemd: ExecStart needs a non-empty command")
+    if words[0][0] in "-@:+!" or words[0] == ";":
+        # systemd reads prefixes off the first word after unquoting it: quotes do not help.
+        raise TemplateError(f"systemd: ExecStart cannot run a program named {words[0]!r}")
     return " ".join(systemd_word(w, dollar=True) for w in words)
 
 

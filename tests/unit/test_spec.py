@@ -210,7 +210,97 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         ),
         "volume 'data' is used twice",
     ),
+    (
+        "NUL in a command word",
+        spec(tiers=[{**WEB, "upstream": None, "command": ["sh", "-c", "a\x00b"]}]),
+        "virtstack:tiers[0].command[2]: must not contain control characters",
+    ),
+    (
+        "empty command",
+        spec(tiers=[{**WEB, "upstream": None, "command": []}]),
+        "virtstack:tiers[0].command: must start with a program to run",
+    ),
+    (
+        "program named like an ExecStart prefix",
+        spec(tiers=[{**WEB, "upstream": None, "command": ["-rm", "x"]}]),
+        "virtstack:tiers[0].command: the program must not start with any of",
+    ),
+    (
+        "command word too long",
+        spec(tiers=[{**WEB, "upstream": None, "command": ["echo", "x" * 40000]}]),
+        "virtstack:tiers[0].command[1]: String should have at most 32768 characters",
+    ),
+    (
+        "env name with a space",
+        spec(tiers=[{**WEB, "upstream": None, "env": {"MY VAR": "x"}}]),
+        "virtstack:tiers[0].env: name must be an environment variable name",
+    ),
+    (
+        "env name starting with a digit",
+        spec(tiers=[{**WEB, "upstream": None, "env": {"1X": "x"}}]),
+        "virtstack:tiers[0].env: name must be an environment variable name",
+    ),
+    (
+        "carriage return in an env value",
+        spec(tiers=[{**WEB, "upstream": None, "env": {"A": "x\ry"}}]),
+        "virtstack:tiers[0].env.A: must not contain control characters",
+    ),
+    (
+        "volume path with a comma",
+        spec(tiers=[WEB, APP, {**DB, "volume": {"name": "db-data", "path": "/data,/etc"}}]),
+        "virtstack:tiers[2].volume.path: must be an absolute path of letters",
+    ),
+    (
+        "volume path with a bracket",
+        spec(tiers=[WEB, APP, {**DB, "volume": {"name": "db-data", "path": "/data]"}}]),
+        "virtstack:tiers[2].volume.path:",
+    ),
+    (
+        "volume path with a space",
+        spec(tiers=[WEB, APP, {**DB, "volume": {"name": "db-data", "path": "/da ta"}}]),
+        "virtstack:tiers[2].volume.path:",
+    ),
+    (
+        "health path with a shell command",
+        spec(tiers=[{**WEB, "upstream": None, "health": {"path": "/x;$(reboot) #"}}]),
+        "virtstack:tiers[0].health.path: must be an absolute path of URL characters",
+    ),
+    (
+        "health path with a quote",
+        spec(tiers=[{**WEB, "upstream": None, "health": {"path": '/x"y'}}]),
+        "virtstack:tiers[0].health.path:",
+    ),
+    (
+        "ssh key on two lines",
+        spec(
+            target="hypervisor",
+            tiers=[],
+            container_hosts=[{"name": "docker", "ssh_authorized_keys": ["ssh-ed25519 A\nx"]}],
+        ),
+        "virtstack:container_hosts[0].ssh_authorized_keys[0]: must be one line",
+    ),
 ]
+
+
+def test_user_strings_a_consumer_can_carry_are_kept_as_written() -> None:
+    command = ["sh", "-c", 'echo "100% $HOME; `id`"\necho done\t#']
+    env = {"GREETING": 'it\'s "50%" off\nnext line', "_X1": "{{ x }} {% y %}"}
+    parsed = parse_spec(
+        spec(
+            tiers=[
+                {**WEB, "upstream": None, "command": command, "env": env},
+                {**APP, "upstream": None, "health": {"path": "/status?probe=1&x=%20y"}},
+            ]
+        )
+    )
+    assert parsed.tiers[0].command == command
+    assert parsed.tiers[0].env == env
+    assert parsed.tiers[1].health.path == "/status?probe=1&x=%20y"
+
+
+def test_a_long_bad_value_is_shown_shortened() -> None:
+    text = problems(spec(tiers=[{**WEB, "upstream": None, "env": {"A": "\x01" * 10000}}]))
+    assert len(text) < 400
 
 
 @pytest.mark.parametrize(("case", "config", "message"), BAD, ids=[b[0] for b in BAD])
