@@ -52,6 +52,13 @@ def problems(
             )
 
 
+def orphans(spec: EnvironmentSpec, env: str, items: list[DataItem]) -> list[str]:
+    """The lines :func:`problems` gives for data the spec no longer declares."""
+    everything = list(problems(spec, env, items))
+    kept = set(problems(spec, env, items, keep_orphans=True))
+    return [line for line in everything if line not in kept]
+
+
 def _migrated(spec: EnvironmentSpec, env: str, legacy_name: str, present: set[str]) -> bool:
     """Whether the data under a 0.1 name already has its copy under the current name."""
     new = naming.legacy_renames(spec, env, [legacy_name]).get(legacy_name)

@@ -136,9 +136,21 @@ def reach_targets(
 
 
 def preview(session: Session, log: EventLog) -> Plan:
-    """What ``up`` would change; the events also land in ``log`` (kept if the run fails)."""
+    """What ``up`` would change; the events also land in ``log`` (kept if the run fails).
+
+    Data the spec no longer declares does not stop a preview: the plan says what becomes of
+    it (``up`` refuses it unless told to keep it).
+    """
     session.runner.preview(session.ref, log)
-    return plan(log.events, session.env, session.environment.target.name)
+    found = plan(log.events, session.env, session.environment.target.name)
+    env = session.environment
+    items = session.adapter.data_items(session.env, env.uri)
+    found.warnings += [
+        f"{line.removeprefix(session.env + ': ')} (it stays on the engine; `up` refuses "
+        "until you restore the name or pass --keep-orphaned-data)"
+        for line in datacheck.orphans(env.spec, session.env, items)
+    ]
+    return found
 
 
 def failed_plan(events: list[EngineEvent], env: str, target: str, exc: VirtstackError) -> Plan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -118,3 +119,13 @@ def test_scale_writes_the_stack_file_only_after_the_deploy_succeeded(project: Pa
     )
     assert ok.exit_code == 0, ok.output
     assert "replicas: 3" in path.read_text()
+
+
+def test_preview_says_what_becomes_of_orphaned_data(project: Path) -> None:
+    adapter = FakeAdapter(items=[DataItem(name="dev_old-data_0", owned=True)])
+    runner = FakeRunner()
+    result = invoke(project, make_services(runner, adapter=adapter), "preview", "dev", "--json")
+    assert result.exit_code == 0, result.output
+    [warning] = json.loads(result.stdout)["warnings"]
+    assert warning.startswith("dev_old-data_0 holds data the spec no longer declares")
+    assert "it stays on the engine; `up` refuses" in warning

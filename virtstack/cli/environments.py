@@ -151,7 +151,7 @@ def preview(
     try:
         # A preview changes nothing, not even the stack file: a password `up` would
         # generate stands in as a placeholder (see virtstack.program).
-        session = start_session(ctx, env, target, preflight=True)
+        session = start_session(ctx, env, target, preflight=True, keep_orphans=True)
         target_name = session.environment.target.name
         plan = workflows.preview(session, log)
     except VirtstackError as exc:
