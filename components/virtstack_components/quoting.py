@@ -66,11 +66,19 @@ def _surrogate(ch: str) -> bool:
     return 0xD800 <= ord(ch) <= 0xDFFF
 
 
-def systemd_word(value: str, *, dollar: bool = False) -> str:
-    """One double-quoted word of a unit file setting, read back by systemd as ``value``.
+# Words of these characters mean themselves to systemd unquoted (a first word starting with
+# a prefix character is refused by systemd_exec before it gets here).
+_SYSTEMD_BARE = re.compile(r"[A-Za-z0-9_./:=,+-]+")
 
-    ``dollar`` doubles '$' for ExecStart=, where systemd substitutes variables.
+
+def systemd_word(value: str, *, dollar: bool = False, bare: bool = False) -> str:
+    """One word of a unit file setting, read back by systemd as ``value``.
+
+    ``dollar`` doubles '$' for ExecStart=, where systemd substitutes variables. ``bare``
+    leaves a word of plain characters unquoted, so common commands read as written.
     """
+    if bare and _SYSTEMD_BARE.fullmatch(value):
+        return value
     out = []
     for ch in value:
         if ch == "\0" or _surrogate(ch):
@@ -101,7 +109,7 @@ def systemd_exec(command: Sequence[str] | str) -> str:
     if words[0][0] in "-@:+!" or words[0] == ";":
         # systemd reads prefixes off the first word after unquoting it: quotes do not help.
         raise TemplateError(f"systemd: ExecStart cannot run a program named {words[0]!r}")
-    return " ".join(systemd_word(w, dollar=True) for w in words)
+    return " ".join(systemd_word(w, dollar=True, bare=True) for w in words)
 
 
 def systemd_environment(name: str, value: str) -> str:
@@ -114,12 +122,18 @@ def systemd_environment(name: str, value: str) -> str:
 
 
 # HAProxy reads '#' as a comment, '\' as an escape, '$' and quotes as expansion and
-# grouping: inside single quotes everything is literal except the closing quote.
+# grouping: inside single quotes everything is literal except the closing quote. Words of
+# these characters mean themselves unquoted, and stay readable (paths, host:port).
+_HAPROXY_BARE = re.compile(r"[A-Za-z0-9_./:=,+~@-]+")
+
+
 def haproxy_quote(value: str) -> str:
     """``value`` as one HAProxy config argument, read back literally."""
     if any(not ch.isprintable() for ch in value):
         # A config line ends at a newline; HAProxy has no escape for control characters.
         raise TemplateError(f"haproxy: {value!r} holds a character a config line cannot carry")
+    if _HAPROXY_BARE.fullmatch(value):
+        return value
     return "'" + value.replace("'", "'\\''") + "'"
 
 

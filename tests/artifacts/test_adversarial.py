@@ -516,7 +516,7 @@ def test_control_live_check_catches_a_naive_httpchk(
     require: Require, recorder: Recorder, tmp_path: Path
 ) -> None:
     config = _lb_config(recorder, "/h")
-    naive = config.replace("option httpchk GET '/h'", "option httpchk GET /h#frag")
+    naive = config.replace("option httpchk GET /h\n", "option httpchk GET /h#frag\n")
     assert naive != config
     assert haproxy_check_target(require("haproxy"), naive, recorder, tmp_path) != "/h#frag"
 
