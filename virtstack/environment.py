@@ -6,6 +6,7 @@ engine adapter, the workflows) takes the resulting :class:`Environment`.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,32 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
 
     if target is not None:
         config = {**config, f"{NAMESPACE}:target": target}
+    foreign = foreign_keys(config)
+    if foreign:
+        raise SpecError(foreign)
     spec = parse_spec(config)
     plaintext = plaintext_problems(config, lambda name: is_encrypted(config[name]))
     if plaintext:
         raise SpecError(plaintext)
     return Environment(config=config, spec=spec, target=targets.check(spec))
+
+
+# Namespaces a stack file may hold besides virtstack's own: Pulumi's.
+_OTHER_NAMESPACES = ("pulumi",)
+
+
+def foreign_keys(config: dict[str, Any]) -> list[str]:
+    """A line for every config key outside virtstack's namespace (a misspelt one, mostly):
+    ignored, it would silently deploy without the setting it was meant to make."""
+    problems = []
+    for name in config:
+        namespace, sep, bare = str(name).rpartition(":")
+        if not sep or namespace in (NAMESPACE, *_OTHER_NAMESPACES):
+            continue  # a bare key is the project's: virtstack's
+        close = difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.6)
+        hint = f"; did you mean {NAMESPACE}:{bare}?" if close else f" (keys are {NAMESPACE}:<key>)"
+        problems.append(f"{name}: not a virtstack key{hint}")
+    return problems
 
 
 def load(ref: StackRef) -> Environment:

@@ -129,3 +129,12 @@ def test_preview_says_what_becomes_of_orphaned_data(project: Path) -> None:
     [warning] = json.loads(result.stdout)["warnings"]
     assert warning.startswith("dev_old-data_0 holds data the spec no longer declares")
     assert "it stays on the engine; `up` refuses" in warning
+
+
+def test_a_misspelt_namespace_is_refused_not_ignored(project: Path) -> None:
+    set_key(project, "dev", "virtstak:tiers", [])
+    result = invoke(project, make_services(FakeRunner()), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstak:tiers: not a virtstack key; did you mean virtstack:tiers?"
+    ]
