@@ -64,6 +64,13 @@ class Environment:
         return self.target.uri(self.spec)
 
     @property
+    def warnings(self) -> list[str]:
+        """What the environment exposes beyond this host, one line each (not refused)."""
+        from virtstack import exposure
+
+        return exposure.warnings(self.spec)
+
+    @property
     def adapter(self) -> EngineAdapter:
         """What virtstack does to this environment's engine outside a Pulumi run."""
         return self.target.adapter
@@ -80,9 +87,12 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
     if foreign:
         raise SpecError(foreign)
     spec = parse_spec(config)
-    plaintext = plaintext_problems(config, lambda name: is_encrypted(config[name]))
-    if plaintext:
-        raise SpecError(plaintext)
+    from virtstack import exposure
+
+    refused = plaintext_problems(config, lambda name: is_encrypted(config[name]))
+    refused += exposure.problems(spec)
+    if refused:
+        raise SpecError(refused)
     return Environment(config=config, spec=spec, target=targets.check(spec))
 
 

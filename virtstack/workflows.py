@@ -144,6 +144,7 @@ def preview(session: Session, log: EventLog) -> Plan:
     session.runner.preview(session.ref, log)
     found = plan(log.events, session.env, session.environment.target.name)
     env = session.environment
+    found.warnings += env.warnings
     items = session.adapter.data_items(session.env, env.uri)
     found.warnings += [
         f"{line.removeprefix(session.env + ': ')} (it stays on the engine; `up` refuses "

@@ -138,3 +138,25 @@ def test_a_misspelt_namespace_is_refused_not_ignored(project: Path) -> None:
     assert errors(result) == [
         "error: virtstak:tiers: not a virtstack key; did you mean virtstack:tiers?"
     ]
+
+
+def test_publishing_beyond_loopback_warns(project: Path) -> None:
+    set_key(project, "dev", "tiers[0].publish_address", "0.0.0.0")
+    result = invoke(project, make_services(FakeRunner(stack_outputs=outputs())), "up", "dev", "-y")
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: virtstack:tiers[0].publish_address: 0.0.0.0 publishes web on every network "
+        "this host is on"
+    ) in result.stderr
+
+
+def test_a_public_open_registry_beside_a_public_tier_is_refused(project: Path) -> None:
+    set_key(project, "dev", "tiers[0].publish_address", "0.0.0.0")
+    set_key(project, "dev", "registry.address", "0.0.0.0")
+    set_key(project, "dev", "registry.auth", False)
+    runner = FakeRunner()
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    [line] = errors(result)
+    assert line.startswith("error: virtstack:registry.auth: an unauthenticated registry on 0.0.0.0")
+    assert runner.ops() == []

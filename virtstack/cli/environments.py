@@ -189,6 +189,8 @@ def _deploy(session: Session, *, confirm: bool = False) -> None:
 
     announce_password(session)
     console = new_console()
+    for line in session.environment.warnings:
+        typer.echo(f"warning: {line}", err=True)
     if confirm:
         plan = workflows.preview(session, EventLog())
         console.print(renderable(plan))
