@@ -55,6 +55,12 @@ Name = Annotated[str, StringConstraints(pattern=_NAME_PATTERN)]
 Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN, max_length=_MAX_WORD)]
 EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME_PATTERN, max_length=256)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+# Bounds that keep a typo (an extra digit, a pasted list) from asking the engine for the
+# impossible: 1 TiB of memory per VM, 64 TiB of disk, 64 of anything.
+MAX_MIB = 1024 * 1024
+MAX_GIB = 64 * 1024
+MAX_ITEMS = 64
+Gib = Annotated[int, Field(ge=1, le=MAX_GIB)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
 
 
@@ -90,7 +96,7 @@ class RegistrySpec(_Model):
     """Host address the registry port is published on (container target)."""
     storage: Name = "registry-data"
     """Name of the volume (or VM data disk) holding the registry's blobs."""
-    size_gib: PositiveInt = 10
+    size_gib: Gib = 10
     auth: bool = True
     username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "virtstack"
 
@@ -121,7 +127,7 @@ class VolumeSpec(_Model):
 
     name: Name
     path: Annotated[str, StringConstraints(pattern=_VOLUME_PATH_PATTERN, max_length=1024)]
-    size_gib: PositiveInt = 1
+    size_gib: Gib = 1
 
 
 class ScalingSpec(_Model):
@@ -167,7 +173,7 @@ class TierSpec(_Placed):
     publish_address: ipaddress.IPv4Address = ipaddress.IPv4Address("127.0.0.1")
     scaling: ScalingSpec | None = None
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
-    memory: Annotated[int, Field(ge=128)] = 512
+    memory: Annotated[int, Field(ge=128, le=MAX_MIB)] = 512
     """MiB per replica VM on the VM targets."""
 
     @field_validator("command")
@@ -194,8 +200,8 @@ class VmSpec(_Placed):
 
     count: Annotated[int, Field(ge=1, le=64)] = 1
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
-    memory: Annotated[int, Field(ge=128)] = 1024
-    disk: Annotated[int, Field(ge=1)] = 8
+    memory: Annotated[int, Field(ge=128, le=MAX_MIB)] = 1024
+    disk: Gib = 8
     """GiB of the VM's root disk."""
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
@@ -206,8 +212,8 @@ class ContainerHostSpec(_Placed):
 
     count: Annotated[int, Field(ge=1, le=64)] = 1
     cpus: Annotated[int, Field(ge=1, le=64)] = 2
-    memory: Annotated[int, Field(ge=256)] = 2048
-    disk: Annotated[int, Field(ge=1)] = 20
+    memory: Annotated[int, Field(ge=256, le=MAX_MIB)] = 2048
+    disk: Gib = 20
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "virtstack"
     ssh_authorized_keys: list[Annotated[str, StringConstraints(pattern=_LINE_PATTERN)]] = []
 
@@ -229,12 +235,12 @@ class EnvironmentSpec(_Model):
     target: Name
     """Which target deploys it: ``hostos``, ``hypervisor`` or ``container``."""
     engine: EngineSpec = EngineSpec()
-    networks: list[NetworkSpec] = []
+    networks: Annotated[list[NetworkSpec], Field(max_length=MAX_ITEMS)] = []
     registry: RegistrySpec = RegistrySpec()
     images: ImagesSpec = ImagesSpec()
-    tiers: list[TierSpec] = []
-    vms: list[VmSpec] = []
-    container_hosts: list[ContainerHostSpec] = []
+    tiers: Annotated[list[TierSpec], Field(max_length=MAX_ITEMS)] = []
+    vms: Annotated[list[VmSpec], Field(max_length=MAX_ITEMS)] = []
+    container_hosts: Annotated[list[ContainerHostSpec], Field(max_length=MAX_ITEMS)] = []
 
     def placed(self) -> list[tuple[str, Sequence[_Placed]]]:
         """Every section whose items get host names, by config key."""

@@ -15,6 +15,10 @@ STATS_PORT = 8404
 STATS_CSV_PATH = "/stats;csv"
 REGISTRY_PORT = 5000
 """Where the registry listens inside its container or VM."""
+LB_VM_MEMORY_MIB = 512
+"""Memory of a tier's load-balancer VM."""
+REGISTRY_VM_MEMORY_MIB = 1024
+"""Memory of the registry VM."""
 
 
 def is_tier_type(type_: str) -> bool:

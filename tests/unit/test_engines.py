@@ -166,6 +166,8 @@ def test_libvirt_problems_name_oversized_vms(host_memory) -> None:
     # Missing folders above the pool are fine: libvirt makes them.
     assert list(LIBVIRT._problems(VM_SPEC, "lab", "qemu:///system")) == [
         "virtstack:vms[0].memory: 65536 MiB is more than the host qemu:///system has (24000 MiB)",
+        "virtstack:vms: all the environment's VMs together need 66048 MiB, more than the host "
+        "qemu:///system has (24000 MiB)",
     ]
 
 
@@ -300,4 +302,19 @@ def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monke
     assert DOCKER.data_items("dev", "unix:///d.sock") == [
         DataItem(name="dev_db-data_0", owned=True),
         DataItem(name="dev-db-data-1", owned=False),
+    ]
+
+
+def test_libvirt_problems_add_up_every_vm_of_the_environment(host_memory) -> None:
+    host_memory(4000)
+    spec = parse_spec(
+        {
+            "virtstack:target": "hostos",
+            "virtstack:networks": [{"name": "lab", "cidr": "192.168.151.0/24"}],
+            "virtstack:vms": [{"name": "a", "memory": 3000}, {"name": "b", "memory": 2000}],
+        }
+    )
+    assert list(LIBVIRT._problems(spec, "lab", "qemu+ssh://h/system")) == [
+        "virtstack:vms: all the environment's VMs together need 5000 MiB, more than the host "
+        "qemu+ssh://h/system has (4000 MiB)"
     ]

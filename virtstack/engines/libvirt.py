@@ -22,6 +22,14 @@ from virtstack.spec import EnvironmentSpec, key
 DISK_SUFFIX = ".qcow2"
 
 
+def vm_memory_mib(spec: EnvironmentSpec) -> int:
+    """The memory every VM of the environment asks for, load balancers and registry too."""
+    total = sum(t.memory * t.replicas + names.LB_VM_MEMORY_MIB for t in spec.tiers)
+    total += sum(v.memory * v.count for v in spec.vms)
+    total += sum(h.memory * h.count for h in spec.container_hosts)
+    return total + (names.REGISTRY_VM_MEMORY_MIB if spec.registry.enabled else 0)
+
+
 @dataclass(frozen=True)
 class KeptData:
     """Data a previous deployment of an environment left in its data pool on the host."""
@@ -86,6 +94,13 @@ class LibvirtAdapter:
         for where, mib in sized:
             if mib > have:
                 yield f"{where}: {mib} MiB is more than the host {uri} has ({have} MiB)"
+        total = vm_memory_mib(spec)
+        if total > have:
+            where = next((key(s) for s, items in spec.placed() if items), key("vms"))
+            yield (
+                f"{where}: all the environment's VMs together need {total} MiB, more "
+                f"than the host {uri} has ({have} MiB)"
+            )
 
     def host_memory_mib(self, uri: str) -> int:
         """The host's memory, from ``virsh nodeinfo``."""

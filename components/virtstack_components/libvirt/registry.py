@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from virtstack_components import names
 from virtstack_components.cloudinit import user_data
 from virtstack_components.compat import renamed_from
 from virtstack_components.libvirt.placement import LibvirtPlacement
@@ -60,6 +61,7 @@ class VmRegistry(pulumi.ComponentResource):
                     )
                 ),
                 data_disks=[DataDisk(name=p.data_name(args.storage), size_gib=args.size_gib)],
+                memory_mib=names.REGISTRY_VM_MEMORY_MIB,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

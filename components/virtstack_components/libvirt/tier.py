@@ -16,8 +16,6 @@ from virtstack_components.libvirt.placement import LibvirtPlacement
 from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
 from virtstack_components.tier import TierArgs, haproxy_config, published_url
 
-LB_MEMORY_MIB = 512
-
 
 @dataclass(frozen=True, kw_only=True)
 class VmTierArgs:
@@ -110,7 +108,7 @@ class VmTier(pulumi.ComponentResource):
                         "lb", hostname=lb, user="virtstack", ssh_authorized_keys=[], haproxy_cfg=cfg
                     )
                 ),
-                memory_mib=LB_MEMORY_MIB,
+                memory_mib=names.LB_VM_MEMORY_MIB,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
