@@ -171,7 +171,7 @@ def preview(
 
 def _run(session: Session, operation: str, run: Callable[[Session, OnEvent], R]) -> R:
     """Run a Pulumi operation under a progress display, then print its one-line summary."""
-    from virtstack.report import RunProgress
+    from virtstack.progress import RunProgress
 
     console = new_console()
     with RunProgress(console=console, title=f"{operation} {session.env}") as progress:
