@@ -162,7 +162,10 @@ def preview(
             _write_markdown(markdown, plan_markdown(failed))
         raise
     if markdown is not None:
-        _write_markdown(markdown, plan_markdown(plan))
+        from virtstack.graph import plan_diagram
+
+        diagram = plan_diagram(session.environment, env, plan.changes)
+        _write_markdown(markdown, plan_markdown(plan, diagram))
     if as_json:
         typer.echo(json.dumps(plan.as_json(), indent=2))
     elif str(markdown) != "-":
