@@ -76,11 +76,17 @@ def services_of(ctx: typer.Context) -> Services:
     return root.obj
 
 
-def stack_ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
-    from virtstack.environment import StackRef, project_dir
+def project_of(ctx: typer.Context) -> Path:
+    """The project directory: ``--project`` or found from here up."""
+    from virtstack.environment import project_dir
 
-    project = project_dir(ctx.find_root().meta.get(_PROJECT_KEY))
-    return StackRef(project=project, env=env, target=target)
+    return project_dir(ctx.find_root().meta.get(_PROJECT_KEY))
+
+
+def stack_ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
+    from virtstack.environment import StackRef
+
+    return StackRef(project=project_of(ctx), env=env, target=target)
 
 
 @app.callback()

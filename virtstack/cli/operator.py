@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from virtstack.cli.base import Env, TargetOverride, app, handled, stack_ref
+from virtstack.cli.base import (
+    EXIT_FAILED,
+    Env,
+    TargetOverride,
+    app,
+    handled,
+    new_console,
+    project_of,
+    stack_ref,
+)
 from virtstack.errors import UsageError
 
 
@@ -41,3 +50,47 @@ def graph(
         typer.echo(text, nl=False)
     else:
         output.write_text(text)
+
+
+@app.command()
+@handled
+def doctor(
+    ctx: typer.Context,
+    docker_uri: Annotated[
+        str,
+        typer.Option(envvar="VIRTSTACK_DOCKER_URI", help="The Docker engine to check."),
+    ] = "unix:///var/run/docker.sock",
+    libvirt_uri: Annotated[
+        str, typer.Option(envvar="VIRTSTACK_LIBVIRT_URI", help="The libvirt daemon to check.")
+    ] = "qemu:///system",
+) -> None:
+    """Check this machine: engines, toolchain, images, KVM, disk, passphrase, locks.
+
+    One line a check, with a fix under each failure; exit code 1 if any failed.
+    """
+    from rich.text import Text
+
+    from virtstack import doctor as checks
+
+    machine = checks.Machine(
+        project=project_of(ctx),
+        docker_uri=docker_uri,
+        libvirt_uri=libvirt_uri,
+    )
+    found = checks.run_all(machine)
+    console = new_console()
+    style = {checks.Level.OK: "green", checks.Level.WARN: "yellow", checks.Level.FAIL: "red"}
+    width = max(len(c.name) for c in found)
+    for c in found:
+        console.print(
+            Text.assemble(
+                (f"{c.level.value:<4}", style[c.level]), f" {c.name:<{width}}  {c.detail}"
+            )
+        )
+        if c.fix:
+            console.print(Text(f"     fix: {c.fix}", style="dim"))
+    failed = [c for c in found if c.failed]
+    if failed:
+        console.print(Text(f"{len(failed)} check(s) failed", style="bold red"))
+        raise typer.Exit(EXIT_FAILED)
+    console.print(Text("all checks passed", style="bold green"))
