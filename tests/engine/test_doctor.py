@@ -3,7 +3,6 @@ a provider plugin missing from the toolchain."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

@@ -19,6 +19,7 @@ from virtstack.cli.base import (
     TargetOverride,
     announce_password,
     app,
+    complete_tier,
     handled,
     new_console,
     services_of,
@@ -296,7 +297,12 @@ def status(
 def scale(
     ctx: typer.Context,
     env: Env,
-    tier: Annotated[str, typer.Argument(help="The tier to scale (its name).", show_default=False)],
+    tier: Annotated[
+        str,
+        typer.Argument(
+            help="The tier to scale (its name).", show_default=False, autocompletion=complete_tier
+        ),
+    ],
     replicas: Annotated[
         int,
         typer.Argument(help="The new replica count, within the tier's scaling min..max.", min=0),
