@@ -15,10 +15,12 @@ from virtstack.cli.base import (
     Env,
     TargetOverride,
     app,
+    complete_tier,
     handled,
     new_console,
     project_of,
     stack_ref,
+    start_session,
 )
 from virtstack.errors import UsageError
 
@@ -94,3 +96,36 @@ def doctor(
         console.print(Text(f"{len(failed)} check(s) failed", style="bold red"))
         raise typer.Exit(EXIT_FAILED)
     console.print(Text("all checks passed", style="bold green"))
+
+
+@app.command()
+@handled
+def logs(
+    ctx: typer.Context,
+    env: Env,
+    selector: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[TIER|NAME]",
+            help="A tier (all its replicas) or one replica; default: every tier.",
+            autocompletion=complete_tier,
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only lines since then: 10m, 2h, or a timestamp (Docker's syntax)."),
+    ] = None,
+    timestamps: Annotated[bool, typer.Option("--timestamps", help="Show times.")] = False,
+    target: TargetOverride = None,
+) -> None:
+    """The replicas' logs, merged by time, each line prefixed by its replica."""
+    from virtstack import logs as replica_logs
+
+    session = start_session(ctx, env, target)
+    spec, uri = session.environment.spec, session.environment.uri
+    chosen = replica_logs.replicas(spec, env, selector)
+    sources = session.adapter.log_sources(env, uri, chosen, follow=follow, since=since)
+    for line in replica_logs.merged(sources, follow=follow, timestamps=timestamps):
+        typer.echo(line)
