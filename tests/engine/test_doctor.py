@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.harness import run
 from tests.support import require_tool
 from tests.unit.fixtures.cli_support import copy_project
 from virtstack import doctor, toolchain
@@ -35,18 +36,26 @@ def _lines(done: subprocess.CompletedProcess[str]) -> list[str]:
 
 @pytest.fixture
 def own_dockerd() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A dockerd on its own socket, data, exec root, pidfile and containerd namespace;
-    no bridge, no iptables: it touches nothing of the machine's engine."""
+    """A dockerd on its own socket, data, exec root, pidfile, containerd namespace and
+    bridge, without iptables: it touches nothing of the machine's engine.
+
+    Not ``--bridge none``: a dockerd started so deletes the host's docker0 link, which the
+    machine's engine needs for every container on its default network.
+    """
     dockerd = require_tool("dockerd", "Debian's docker.io")
     # Short: the exec root holds unix sockets (a path may have ~100 characters).
     root = Path(tempfile.mkdtemp(prefix="vs-doc-"))
+    bridge = f"vsdoc{root.name[-6:]}".replace("_", "x")  # <= 15 characters
+    run("ip", "link", "add", bridge, "type", "bridge")
+    # A documentation address (TEST-NET-2) no engine network uses.
+    run("ip", "addr", "add", "198.51.100.1/24", "dev", bridge)
     (root / "daemon.json").write_text("{}")
     uri = f"unix://{root}/docker.sock"
     process = subprocess.Popen(
         [dockerd, "--host", uri, "--data-root", str(root / "data"),
          "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-         "--config-file", str(root / "daemon.json"), "--bridge", "none", "--iptables=false",
-         "--ip6tables=false", "--containerd-namespace", f"vs-doc-{root.name}",
+         "--config-file", str(root / "daemon.json"), "--bridge", bridge,
+         "--iptables=false", "--ip-masq=false", "--ip6tables=false", "--containerd-namespace", f"vs-doc-{root.name}",
          "--containerd-plugins-namespace", f"vs-doc-plugins-{root.name}"],
         stdout=(root / "dockerd.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -69,6 +78,7 @@ def own_dockerd() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        run("ip", "link", "del", bridge, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -87,6 +97,8 @@ def test_doctor_names_a_stopped_dockerd(own_dockerd: tuple[str, subprocess.Popen
     assert running.detail.startswith(f"{uri}: Docker ")
     process.send_signal(signal.SIGTERM)  # by its PID: the test's own daemon only
     process.wait(timeout=60)
+    # The machine's engine keeps its bridge (a --bridge none dockerd would delete it).
+    assert run("ip", "link", "show", "docker0", check=False).returncode == 0
     done = _doctor("--docker-uri", uri)
     assert done.returncode == 1
     lines = _lines(done)
