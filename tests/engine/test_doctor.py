@@ -55,7 +55,8 @@ def own_dockerd() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         [dockerd, "--host", uri, "--data-root", str(root / "data"),
          "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
          "--config-file", str(root / "daemon.json"), "--bridge", bridge,
-         "--iptables=false", "--ip-masq=false", "--ip6tables=false", "--containerd-namespace", f"vs-doc-{root.name}",
+         "--iptables=false", "--ip-masq=false", "--ip6tables=false",
+         "--containerd-namespace", f"vs-doc-{root.name}",
          "--containerd-plugins-namespace", f"vs-doc-plugins-{root.name}"],
         stdout=(root / "dockerd.log").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
