@@ -12,6 +12,7 @@ packages=(
     python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
+    graphviz nodejs npm
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
 ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
@@ -89,3 +90,4 @@ step "Pulumi toolchain";       bash tools/toolchain.sh
 step "Container images";       bash images/build.sh
 step "VM guest image";         bash images/guest/build.sh
 step "actionlint";             actionlint
+step "Mermaid parser";         bash tools/mermaid-check/run.sh --install

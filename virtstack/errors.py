@@ -29,6 +29,10 @@ class ToolchainMissingError(VirtstackError):
     """The Pulumi CLI or a pinned provider plugin is not installed."""
 
 
+class ToolMissingError(VirtstackError):
+    """A program a command needs (Graphviz's dot, ...) is not installed here."""
+
+
 class EnvironmentNotFoundError(BadInputError):
     """No stack file for the named environment."""
 

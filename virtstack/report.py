@@ -1,4 +1,4 @@
-"""What the CLI shows: targets, run progress, stack outputs and load-balancer health.
+"""What the CLI shows: targets, stack outputs and load-balancer health.
 
 Tables for a terminal, and the same facts as JSON-ready data for ``--json``.
 """
@@ -6,21 +6,17 @@ Tables for a terminal, and the same facts as JSON-ready data for ``--json``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from types import TracebackType
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group, RenderableType
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from virtstack.engines.base import Reachability, TierHealth
-from virtstack.plan.events import OPS, RETAINED, SECRET, STYLE, SYMBOL, Op, short_type, split_urn
+from virtstack.plan.events import SECRET
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
     from virtstack.runner import StackOutput
     from virtstack.targets import Target
 
@@ -87,91 +83,6 @@ def status_json(
 ) -> dict[str, Any]:
     """``status --json``: plain outputs, whether the engine answered, backend health."""
     return {"outputs": dict(outputs), "reachable": reachable, "health": [asdict(t) for t in tiers]}
-
-
-@dataclass
-class RunProgress:
-    """Live progress of an up/destroy/refresh from engine events.
-
-    Pulumi announces each step (``ResourcePreEvent``) and reports it done
-    (``ResOutputsEvent``) or failed; every finished change is printed as a line above
-    the bar, unchanged resources only move the bar.
-    """
-
-    console: Console
-    title: str
-    counts: dict[Op, int] = field(default_factory=dict)
-    failed: list[str] = field(default_factory=list)
-    _progress: Progress | None = None
-    _task: Any = None
-    _started: set[str] = field(default_factory=set)
-
-    def __enter__(self) -> RunProgress:
-        self._progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[current]}", style="dim"),
-            console=self.console,
-            transient=True,
-        )
-        self._task = self._progress.add_task(self.title, total=0, current="starting")
-        self._progress.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def __call__(self, event: EngineEvent) -> None:
-        progress = self._progress
-        if event.resource_pre_event is not None:
-            m = event.resource_pre_event.metadata
-            if m.urn not in self._started:
-                self._started.add(m.urn)
-                if progress is not None:
-                    progress.update(self._task, total=len(self._started))
-            if progress is not None:
-                progress.update(self._task, current=f"{m.op.value} {split_urn(m.urn)[1]}")
-        elif event.res_outputs_event is not None:
-            m = event.res_outputs_event.metadata
-            op = OPS.get(str(m.op.value), Op.SAME)
-            if progress is not None:
-                progress.advance(self._task)
-            state = m.new or m.old
-            if state is None or not state.custom:
-                return  # components and the stack group resources; they are not counted
-            self.counts[op] = self.counts.get(op, 0) + 1
-            if op is not Op.SAME:
-                done = (
-                    "forgotten, " + RETAINED
-                    if op is Op.DELETE and state.retain_on_delete
-                    else f"{op.value}d"
-                )
-                self.console.print(
-                    Text(f"{SYMBOL[op]:>2} ", style=STYLE[op]),
-                    Text(split_urn(m.urn)[1]),
-                    Text(f"{short_type(m.type)}  {done}", style="dim"),
-                )
-        elif event.res_op_failed_event is not None:
-            m = event.res_op_failed_event.metadata
-            name = split_urn(m.urn)[1]
-            self.failed.append(name)
-            self.console.print(Text(f" ✗ {name} {m.op.value} failed", style="red"))
-            if progress is not None:
-                progress.advance(self._task)
-
-    def headline(self) -> str:
-        parts = [f"{n} {op.value}d" for op, n in self.counts.items() if op is not Op.SAME and n]
-        same = self.counts.get(Op.SAME, 0)
-        return (", ".join(parts) or "no changes") + (f", {same} unchanged" if same else "")
 
 
 def plain_outputs(outputs: Mapping[str, StackOutput]) -> dict[str, Any]:

@@ -154,7 +154,7 @@ class PulumiRunner:
 
         Refused while the holder still runs on this machine.
         """
-        found = pulumi_locks(ref)
+        found = pulumi_locks(ref.project, ref.env)
         for lock in found:
             if lock.alive():
                 raise EnvironmentBusyError(
@@ -205,6 +205,7 @@ class PulumiRunner:
 class PulumiLock:
     """A lock Pulumi's file backend keeps while it updates a stack."""
 
+    stack: str
     pid: int
     user: str
     host: str
@@ -214,6 +215,8 @@ class PulumiLock:
         """Whether the holder still runs (on this machine; another host's: assume so)."""
         if self.host != socket.gethostname():
             return True
+        if self.pid <= 0:
+            return False
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
@@ -226,20 +229,21 @@ class PulumiLock:
         return f"pid {self.pid} ({self.user}@{self.host}, since {self.since})"
 
 
-def pulumi_locks(ref: StackRef) -> list[PulumiLock]:
-    """The locks on ``ref``'s stack in the project's local backend."""
-    root = ref.project / ".virtstack" / "state" / ".pulumi" / "locks"
+def pulumi_locks(project: Path, env: str = "*") -> list[PulumiLock]:
+    """The locks on stack ``env`` (every stack: ``*``) in the project's local backend."""
+    root = project / ".virtstack" / "state" / ".pulumi" / "locks"
     found = []
-    for path in sorted(root.glob(f"**/{ref.env}/*.json")):
+    for path in sorted(root.glob(f"**/{env}/*.json")):
         try:
             info = json.loads(path.read_text())
         except (OSError, ValueError):
-            continue
+            info = {}  # half written: nobody can be asked, so it counts as a dead holder's
         found.append(
             PulumiLock(
-                pid=int(info.get("pid", 0)),
+                stack=path.parent.name,
+                pid=int(info.get("pid") or 0),
                 user=str(info.get("username", "?")),
-                host=str(info.get("hostname", "?")),
+                host=str(info.get("hostname", socket.gethostname())),
                 since=str(info.get("timestamp", "?")),
             )
         )
@@ -274,7 +278,9 @@ def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
     try:
         yield
     except auto_errors.ConcurrentUpdateError:
-        holders = "; ".join(str(lock) for lock in pulumi_locks(ref)) or "another process"
+        holders = (
+            "; ".join(str(lock) for lock in pulumi_locks(ref.project, ref.env)) or "another process"
+        )
         raise EnvironmentBusyError(
             f"{ref.env}: Pulumi's lock on the stack is held by {holders} (if that run "
             f"crashed: virtstack unlock {ref.env})"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from virtstack_components.service import haproxy_config
+from virtstack_components.tier import haproxy_config
 
 from tests.support import require_tool
 from virtstack import targets
@@ -41,7 +41,7 @@ def shipped_haproxy_configs() -> dict[str, str]:
         for tier in spec.tiers:
             name = f"{env}-{tier.name}"
             args = tier_args(tier, tier.image)
-            if targets.get(spec.target).engine == "docker":
+            if targets.get(spec.target).adapter.kind == "docker":
                 configs[name] = haproxy_config(name, args)
             else:
                 servers = [(f"{name}-{i}", f"192.0.2.{10 + i}") for i in range(tier.replicas)]

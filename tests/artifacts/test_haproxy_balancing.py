@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from virtstack_components.service import HealthCheck, TierArgs, haproxy_config
+from virtstack_components.tier import HealthCheck, TierArgs, haproxy_config
 
 from tests.support import free_port, hit, stop, wait_until_serving
 

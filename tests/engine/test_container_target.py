@@ -178,6 +178,20 @@ def test_requests_through_the_load_balancer_reach_every_web_replica(dev: Env) ->
     ]
 
 
+def test_logs_merge_every_web_replica_prefixed(dev: Env) -> None:
+    web = [f"{dev.name}-web-0", f"{dev.name}-web-1"]
+    for replica in web:  # httpd logs nothing by itself: write to its stdout, as it would
+        mark = f"virtstack-logs-test from {replica}"
+        run("docker", "exec", replica, "sh", "-c", f"echo '{mark}' > /proc/1/fd/1")
+    lines = dev.run("logs", dev.name, "web").splitlines()
+    width = max(map(len, web))
+    for replica in web:
+        assert f"{replica:<{width}} | virtstack-logs-test from {replica}" in lines, lines
+    only = dev.run("logs", dev.name, web[1], "--timestamps").splitlines()
+    assert only
+    assert all(line.startswith(f"{web[1]} | 20") for line in only), only
+
+
 def test_right_after_up_nothing_drifts(dev: Env) -> None:
     counts = json.loads(dev.run("preview", dev.name, "--json"))["counts"]
     assert {k: v for k, v in counts.items() if k != "same" and v} == {}

@@ -1,4 +1,4 @@
-"""What up, destroy and status show: progress from recorded engine events, outputs, health."""
+"""What up and status show: outputs, health."""
 
 from __future__ import annotations
 
@@ -6,41 +6,14 @@ import io
 
 from rich.console import Console
 
-from tests.unit.fixtures.cli_support import events
 from virtstack import report
 from virtstack.engines.base import ServerHealth, TierHealth
-from virtstack.plan.events import Op
 from virtstack.runner import StackOutput
 
 
 def _console() -> tuple[Console, io.StringIO]:
     out = io.StringIO()
     return Console(file=out, width=120, color_system=None), out
-
-
-def test_progress_of_a_recorded_up() -> None:
-    console, out = _console()
-    with report.RunProgress(console=console, title="up vst-rec") as progress:
-        for event in events("recorded-up-create.json"):
-            progress(event)
-    # Seven resources on the engine; the stack and its components are not counted.
-    assert progress.counts == {Op.CREATE: 7}
-    assert progress.headline() == "7 created"
-    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
-    assert len(lines) == 7
-    assert any("vst-rec-web-lb docker:Container  created" in ln for ln in lines)
-    assert progress.failed == []
-
-
-def test_progress_of_a_recorded_destroy_says_what_is_kept() -> None:
-    console, out = _console()
-    with report.RunProgress(console=console, title="destroy vst-rec") as progress:
-        for event in events("recorded-destroy.json"):
-            progress(event)
-    assert progress.headline() == "3 deleted"
-    assert "vst-rec-registry-storage docker:Volume  forgotten, kept on the engine" in (
-        out.getvalue()
-    )
 
 
 def test_outputs_summary_masks_secrets_and_lists_addresses() -> None:

@@ -34,7 +34,7 @@ app = typer.Typer(
     help="Deploy one environment spec onto VMs (hostos, hypervisor) or containers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
@@ -78,11 +78,17 @@ def services_of(ctx: typer.Context) -> Services:
     return root.obj
 
 
-def stack_ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
-    from virtstack.environment import StackRef, project_dir
+def project_of(ctx: typer.Context) -> Path:
+    """The project directory: ``--project`` or found from here up."""
+    from virtstack.environment import project_dir
 
-    project = project_dir(ctx.find_root().meta.get(_PROJECT_KEY))
-    return StackRef(project=project, env=env, target=target)
+    return project_dir(ctx.find_root().meta.get(_PROJECT_KEY))
+
+
+def stack_ref(ctx: typer.Context, env: str, target: str | None) -> StackRef:
+    from virtstack.environment import StackRef
+
+    return StackRef(project=project_of(ctx), env=env, target=target)
 
 
 @app.callback()
@@ -103,8 +109,47 @@ def main(
     ctx.meta[_PROJECT_KEY] = project
 
 
+def _completion_project(ctx: typer.Context) -> Path | None:
+    """The project while completing (the app's callback has not run): None if none here."""
+    from virtstack.environment import project_dir
+
+    given = ctx.find_root().params.get("project")
+    try:
+        return project_dir(Path(given) if given else None)
+    except VirtstackError:
+        return None
+
+
+def complete_env(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the project's environments (stack files in stacks/)."""
+    from virtstack.stackfiles import environments
+
+    project = _completion_project(ctx)
+    return [e for e in environments(project) if e.startswith(incomplete)] if project else []
+
+
+def complete_tier(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the tiers of the environment given before (read, not validated)."""
+    from virtstack.stackfiles import read_config
+
+    project, env = _completion_project(ctx), ctx.params.get("env")
+    if project is None or not env:
+        return []
+    try:
+        tiers = read_config(project, str(env)).get("virtstack:tiers") or []
+    except VirtstackError:
+        return []
+    found = [str(t.get("name")) for t in tiers if isinstance(t, dict) and t.get("name")]
+    return [t for t in found if t.startswith(incomplete)]
+
+
 Env = Annotated[
-    str, typer.Argument(help="Environment: stacks/Pulumi.<ENV>.yaml.", show_default=False)
+    str,
+    typer.Argument(
+        help="Environment: stacks/Pulumi.<ENV>.yaml.",
+        show_default=False,
+        autocompletion=complete_env,
+    ),
 ]
 TargetOverride = Annotated[
     str | None,

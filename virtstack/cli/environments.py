@@ -19,6 +19,7 @@ from virtstack.cli.base import (
     TargetOverride,
     announce_password,
     app,
+    complete_tier,
     handled,
     holding,
     new_console,
@@ -160,7 +161,10 @@ def preview(
             _write_markdown(markdown, plan_markdown(failed))
         raise
     if markdown is not None:
-        _write_markdown(markdown, plan_markdown(plan))
+        from virtstack.graph import plan_diagram
+
+        diagram = plan_diagram(session.environment, env, plan.changes)
+        _write_markdown(markdown, plan_markdown(plan, diagram))
     if as_json:
         typer.echo(json.dumps(plan.as_json(), indent=2))
     elif str(markdown) != "-":
@@ -169,7 +173,7 @@ def preview(
 
 def _run(session: Session, operation: str, run: Callable[[Session, OnEvent], R]) -> R:
     """Run a Pulumi operation under a progress display, then print its one-line summary."""
-    from virtstack.report import RunProgress
+    from virtstack.progress import RunProgress
 
     console = new_console()
     with RunProgress(console=console, title=f"{operation} {session.env}") as progress:
@@ -311,7 +315,12 @@ def status(
 def scale(
     ctx: typer.Context,
     env: Env,
-    tier: Annotated[str, typer.Argument(help="The tier to scale (its name).", show_default=False)],
+    tier: Annotated[
+        str,
+        typer.Argument(
+            help="The tier to scale (its name).", show_default=False, autocompletion=complete_tier
+        ),
+    ],
     replicas: Annotated[
         int,
         typer.Argument(help="The new replica count, within the tier's scaling min..max.", min=0),

@@ -108,3 +108,10 @@ class EngineAdapter(Protocol):
     ) -> str:
         """HAProxy's stats CSV of tier ``tier``'s load balancer, read on the engine."""
         ...
+
+    def log_sources(
+        self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
+    ) -> dict[str, list[str]]:
+        """A command per replica that prints its log, one ``<RFC 3339 time> <text>`` line
+        each (and keeps printing with ``follow``); ``since``: Docker's --since syntax."""
+        ...

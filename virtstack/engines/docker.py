@@ -156,5 +156,12 @@ class DockerAdapter:
         argv = hostcmd.docker_argv(uri, "exec", lb, "busybox", "wget", "-q", "-O-", url)
         return hostcmd.run(argv, uri=uri)
 
+    def log_sources(
+        self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
+    ) -> dict[str, list[str]]:
+        """``docker logs --timestamps`` of each replica's container."""
+        extra = (["--follow"] if follow else []) + (["--since", since] if since else [])
+        return {r: hostcmd.docker_argv(uri, "logs", "--timestamps", *extra, r) for r in replicas}
+
 
 ADAPTER = DockerAdapter()

@@ -190,5 +190,13 @@ class LibvirtAdapter:
             body: bytes = response.read()
         return body.decode()
 
+    def log_sources(
+        self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
+    ) -> dict[str, list[str]]:
+        """Not yet: a VM's journal is to be read through its guest agent (guest-exec)."""
+        raise EngineCommandError(
+            f"{uri}: logs of VM replicas are not implemented yet (journalctl over the guest agent)"
+        )
+
 
 ADAPTER = LibvirtAdapter()

@@ -32,8 +32,24 @@ def _detail(change: Change) -> str:
     return "<br>".join(parts)
 
 
-def markdown(plan: Plan) -> str:
-    """The plan as markdown for a pull-request comment."""
+def diagram_block(mermaid: str) -> list[str]:
+    """A Mermaid diagram as a collapsible markdown section (GitHub draws the block)."""
+    return [
+        "<details open>",
+        "<summary><b>environment</b>: changed parts marked</summary>",
+        "",
+        "```mermaid",
+        *mermaid.rstrip("\n").splitlines(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def markdown(plan: Plan, diagram: str | None = None) -> str:
+    """The plan as markdown for a pull-request comment; ``diagram``: Mermaid text of the
+    environment with the changed parts marked, shown after the counts."""
     title = f"### `{plan.env}`" + (f" ({plan.target})" if plan.target else "")
     if plan.errors:
         lines = [f"{title}: preview failed", "", "> [!CAUTION]"]
@@ -56,6 +72,8 @@ def markdown(plan: Plan) -> str:
         "| {create} | {update} | {replace} | {delete} | {same} |".format(**counts),
         "",
     ]
+    if diagram:
+        lines += diagram_block(diagram)
     for group, changes in plan.groups().items():
         summary = tally(changes)
         lines += [
