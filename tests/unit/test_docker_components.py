@@ -70,7 +70,11 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
             {"name": "dev-app-net", "aliases": ["dev-app-replica"]}
         ]
         assert r.inputs["healthcheck"] == {
-            "tests": ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:9000/ready || exit 1"],
+            # Exec form: no shell in the replica ever sees the path.
+            "tests": [
+                "CMD", "busybox", "timeout", "1", "busybox", "wget", "-q", "-O", "/dev/null",
+                "http://127.0.0.1:9000/ready",
+            ],  # fmt: skip
             "interval": "3s",
             "timeout": "1s",
             "retries": 4,
@@ -126,9 +130,8 @@ def test_a_tcp_health_check_when_there_is_no_path(run):
 
     d = run(program)
     assert d.named("dev-db-replica-0").inputs["healthcheck"]["tests"] == [
-        "CMD-SHELL",
-        "nc -w 2 127.0.0.1 5432 </dev/null || exit 1",
-    ]
+        "CMD", "busybox", "nc", "-w", "2", "127.0.0.1", "5432", "-e", "busybox", "true",
+    ]  # fmt: skip
     assert "httpchk" not in d.named("dev-db-lb").inputs["uploads"][0]["content"]
 
 

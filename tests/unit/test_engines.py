@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
 import sys
 from pathlib import Path
@@ -284,11 +286,33 @@ def test_container_lbs_are_read_through_docker_exec(monkeypatch: pytest.MonkeyPa
     ]  # fmt: skip
 
 
-def test_vm_lbs_need_their_address_in_the_outputs() -> None:
-    with pytest.raises(EngineCommandError, match=r"lab-web-lb: no address in the stack outputs"):
-        LIBVIRT.lb_stats.retry_with(stop=lambda state: True)(  # type: ignore[attr-defined]
-            LIBVIRT, spec_of("lab"), "lab", "qemu:///system", {}, "web"
-        )
+def test_vm_lbs_are_read_inside_the_vm_through_its_guest_agent(monkeypatch) -> None:
+    asked: list[dict[str, object]] = []
+    out = base64.b64encode(b"csv").decode()
+
+    def run(argv, *, uri, timeout=0):
+        request = json.loads(argv[-1])
+        asked.append({"domain": argv[-2], **request})
+        if request["execute"] == "guest-exec":
+            return json.dumps({"return": {"pid": 7}})
+        return json.dumps({"return": {"exited": True, "exitcode": 0, "out-data": out}})
+
+    monkeypatch.setattr(hostcmd, "run", run)
+    assert LIBVIRT.lb_stats(spec_of("lab"), "lab", "qemu+ssh://h/system", {}, "web") == "csv"
+    assert asked[0] == {
+        "domain": "lab-web-lb",
+        "execute": "guest-exec",
+        "arguments": {
+            "path": "/bin/busybox",
+            "arg": ["wget", "-q", "-O-", "http://127.0.0.1:8404/stats;csv"],
+            "capture-output": True,
+        },
+    }
+    assert asked[1] == {
+        "domain": "lab-web-lb",
+        "execute": "guest-exec-status",
+        "arguments": {"pid": 7},
+    }
 
 
 def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monkeypatch) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from virtstack_components import names
 
 from virtstack import images, naming
-from virtstack.engines import hostcmd
+from virtstack.engines import guestagent, hostcmd
 from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -178,17 +177,14 @@ class LibvirtAdapter:
     def lb_stats(
         self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
     ) -> str:
-        """Read from the load-balancer VM's stats port, at its address in the outputs."""
-        tiers = outputs.get("tiers") or {}
-        endpoint = str((tiers.get(tier) or {}).get("endpoint") or "")
-        host = endpoint.rpartition(":")[0]
+        """Read inside the load-balancer VM, through its guest agent: the stats listener is
+        on the VM's loopback only, and no network path from here to the VM is needed."""
         lb = names.lb_name(names.tier_name(env, tier))
-        if not host:
-            raise EngineCommandError(f"{lb}: no address in the stack outputs (run up)")
-        url = f"http://{host}:{names.STATS_PORT}{names.STATS_CSV_PATH}"
-        with urllib.request.urlopen(url, timeout=hostcmd.DEFAULT_TIMEOUT) as response:
-            body: bytes = response.read()
-        return body.decode()
+        url = f"http://127.0.0.1:{names.STATS_PORT}{names.STATS_CSV_PATH}"
+        done = guestagent.run(uri, lb, ["/bin/busybox", "wget", "-q", "-O-", url])
+        if done.exitcode != 0:
+            raise EngineCommandError(f"{uri}: {lb}: stats unreadable ({done.stderr.strip()})")
+        return done.stdout
 
     def log_sources(
         self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None

@@ -12,7 +12,8 @@ import pulumi_docker as docker
 from virtstack_components import names
 from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
-from virtstack_components.tier import HealthCheck, TierArgs, haproxy_config, published_url
+from virtstack_components.probes import health_test
+from virtstack_components.tier import TierArgs, haproxy_config, published_url
 
 if TYPE_CHECKING:
     from virtstack_components.docker.placement import DockerPlacement
@@ -34,14 +35,6 @@ class ContainerTierArgs:
     """Docker network of the replicas."""
     client_networks: Sequence[pulumi.Input[str]] = ()
     """Networks of the tiers that send traffic here: the load balancer joins them."""
-
-
-def health_command(health: HealthCheck, port: int) -> list[str]:
-    """Docker's healthcheck for a replica: the same probe HAProxy makes."""
-    if health.path is None:
-        # Plain `nc` with no input: busybox's has no -z, and exits 0 once it has connected.
-        return ["CMD-SHELL", f"nc -w {health.timeout} 127.0.0.1 {port} </dev/null || exit 1"]
-    return ["CMD-SHELL", f"wget -q -O /dev/null http://127.0.0.1:{port}{health.path} || exit 1"]
 
 
 def _seconds(n: int) -> str:
@@ -159,7 +152,7 @@ class ContainerTier(pulumi.ComponentResource):
                 )
             ],
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=health_command(t.health, t.port),
+                tests=health_test(t.health.path, t.port, t.health.timeout),
                 interval=_seconds(t.health.interval),
                 timeout=_seconds(t.health.timeout),
                 retries=t.health.retries,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import shlex
 from dataclasses import dataclass
 
 import pulumi
@@ -50,7 +49,7 @@ class VmTier(pulumi.ComponentResource):
         if t.command is None:
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
-        command = shlex.join(t.command)
+        command = list(t.command)
         # Output.all() of nothing is a list, not a dict: start from an empty mapping.
         env: pulumi.Output[dict[str, str]] = (
             pulumi.Output.all(**dict(t.env)) if t.env else pulumi.Output.from_input({})
