@@ -77,9 +77,12 @@ class Environment:
 
 
 def check_config(config: dict[str, Any], target: str | None = None) -> Environment:
-    """Validate a config mapping (with ``target`` overriding its target) against its target."""
-    from virtstack import targets  # imports Pulumi: not for --help
-    from virtstack.secrets import is_encrypted, plaintext_problems
+    """Validate a config mapping (with ``target`` overriding its target) against its target.
+
+    Every problem the config has is reported at once, one line each, naming its key.
+    """
+    from virtstack import exposure, targets  # targets import Pulumi: not for --help
+    from virtstack.secrets import is_encrypted, plaintext_problems, secret_ref_problems
 
     if target is not None:
         config = {**config, f"{NAMESPACE}:target": target}
@@ -87,13 +90,14 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
     if foreign:
         raise SpecError(foreign)
     spec = parse_spec(config)
-    from virtstack import exposure
-
+    chosen = targets.get(spec.target)
     refused = plaintext_problems(config, lambda name: is_encrypted(config[name]))
+    refused += secret_ref_problems(spec, config, encrypted=True)
     refused += exposure.problems(spec)
+    refused += chosen.problems(spec)
     if refused:
         raise SpecError(refused)
-    return Environment(config=config, spec=spec, target=targets.check(spec))
+    return Environment(config=config, spec=spec, target=chosen)
 
 
 # Namespaces a stack file may hold besides virtstack's own: Pulumi's.

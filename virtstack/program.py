@@ -10,8 +10,8 @@ from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from virtstack import targets
 from virtstack.errors import SpecError
-from virtstack.secrets import plaintext_problems
-from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, key, parse_spec
+from virtstack.secrets import plaintext_problems, secret_ref_problems
+from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, key, parse_spec
 
 PREVIEW_PASSWORD = "generated-by-virtstack-up"
 
@@ -53,6 +53,14 @@ def main() -> None:
             )
         # A preview must not write the stack file: `up` generates the real password.
         password = pulumi.Output.secret(PREVIEW_PASSWORD)
-    context = targets.DeployContext(env=pulumi.get_stack(), registry_password=password)
+    stored = pulumi.Config(NAMESPACE).get_object(SECRETS_KEY) or {}
+    missing = secret_ref_problems(spec, {f"{NAMESPACE}:{SECRETS_KEY}": stored}, encrypted=False)
+    if missing:
+        raise SpecError(missing)
+    context = targets.DeployContext(
+        env=pulumi.get_stack(),
+        registry_password=password,
+        secrets={name: pulumi.Output.secret(str(value)) for name, value in stored.items()},
+    )
     for name, value in target.deploy(spec, context).items():
         pulumi.export(name, value)

@@ -50,8 +50,9 @@ class Runner(Protocol):
     def init(self, ref: StackRef) -> None:
         """Create the stack in the backend unless it exists."""
 
-    def set_secret(self, ref: StackRef, name: str, value: str) -> None:
-        """Store ``value`` encrypted under config key ``name`` in the stack file."""
+    def set_secret(self, ref: StackRef, name: str, value: str, *, path: bool = False) -> None:
+        """Store ``value`` encrypted under config key ``name`` in the stack file (with
+        ``path``, ``name`` is a path into an object: ``virtstack:secrets.db``)."""
 
     def preview(self, ref: StackRef, on_event: OnEvent) -> None: ...
 
@@ -127,14 +128,15 @@ class PulumiRunner:
         with _failures("init", ref, EventLog()):
             self._stack(ref)
 
-    def set_secret(self, ref: StackRef, name: str, value: str) -> None:
+    def set_secret(self, ref: StackRef, name: str, value: str, *, path: bool = False) -> None:
         from virtstack import toolchain
 
         self.init(ref)
         # On standard input, never on a command line: argv is readable by every local user.
         argv = [
             str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi"),
-            "--non-interactive", "config", "set", "--secret", "--stack", ref.env, name,
+            "--non-interactive", "config", "set", "--secret", "--stack", ref.env,
+            *(["--path"] if path else []), name,
         ]  # fmt: skip
         done = subprocess.run(
             argv,

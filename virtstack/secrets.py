@@ -7,13 +7,14 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, EnvironmentSpec, key
+from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, EnvironmentSpec, key
 
 if TYPE_CHECKING:
     from virtstack.environment import Environment, StackRef
     from virtstack.runner import Runner
 
 PASSWORD_CONFIG_KEY = f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}"
+SECRETS_CONFIG_KEY = f"{NAMESPACE}:{SECRETS_KEY}"
 SECRET_KEYS = (PASSWORD_CONFIG_KEY,)
 """Config keys that must only ever hold Pulumi secrets."""
 
@@ -31,6 +32,34 @@ def plaintext_problems(config: Mapping[str, Any], is_secret: Callable[[str], boo
         for name in SECRET_KEYS
         if name in config and not is_secret(name)
     ]
+
+
+def stored_secrets(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The named secrets of a stack's config (encrypted leaves in a stack file, or
+    plaintext in the program), by name."""
+    found = config.get(SECRETS_CONFIG_KEY) or {}
+    return found if isinstance(found, Mapping) else {}
+
+
+def secret_ref_problems(
+    spec: EnvironmentSpec, config: Mapping[str, Any], *, encrypted: bool
+) -> list[str]:
+    """A line for every ``{secret: NAME}`` with no such secret, and (in a stack file) every
+    named secret stored as plaintext."""
+    stored = stored_secrets(config)
+    problems = [
+        f"{where}: no secret named {name!r} (virtstack secret set ENV {name})"
+        for where, name in spec.secret_refs()
+        if name not in stored
+    ]
+    if encrypted:
+        problems += [
+            f"{key(SECRETS_KEY, name)}: must be a Pulumi secret, not plaintext "
+            f"(virtstack secret set ENV {name})"
+            for name, value in stored.items()
+            if not is_encrypted(value)
+        ]
+    return problems
 
 
 def needs_registry_password(spec: EnvironmentSpec) -> bool:
@@ -57,3 +86,33 @@ def ensure_registry_password(runner: Runner, ref: StackRef, environment: Environ
         return False
     runner.set_secret(ref, PASSWORD_CONFIG_KEY, new_password())
     return True
+
+
+def set_named_secret(runner: Runner, ref: StackRef, name: str, value: str) -> None:
+    """Store secret ``name`` (for ``{secret: NAME}`` env values) encrypted in the stack file."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from virtstack.errors import UsageError
+    from virtstack.spec import Name
+    from virtstack.stackfiles import read_config
+
+    try:
+        TypeAdapter(Name).validate_python(name)
+    except ValidationError:
+        raise UsageError(f"{name!r}: secret names are DNS labels (like db-password)") from None
+    if not value:
+        raise UsageError(f"secret {name}: empty value (give it on standard input)")
+    read_config(ref.project, ref.env)  # a missing environment is EnvironmentNotFoundError
+    runner.set_secret(ref, f"{SECRETS_CONFIG_KEY}.{name}", value, path=True)
+
+
+def describe(ref: StackRef) -> list[str]:
+    """One line per named secret: its name and the env values that use it."""
+    from virtstack.environment import load
+
+    environment = load(ref)
+    users: dict[str, list[str]] = {}
+    for where, name in environment.spec.secret_refs():
+        users.setdefault(name, []).append(where)
+    names = sorted(set(stored_secrets(environment.config)) | set(users))
+    return [f"{name}: used by {', '.join(users.get(name, [])) or 'nothing'}" for name in names]

@@ -18,9 +18,11 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PositiveInt,
     StringConstraints,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -153,6 +155,25 @@ class _Placed(_Model):
     """A network from ``networks`` (tiers: whose CIDR the tier's network uses)."""
 
 
+class SecretRef(_Model):
+    """An env value kept as a Pulumi secret: ``{secret: NAME}`` names a value set with
+    ``virtstack secret set ENV NAME`` (stored encrypted under ``virtstack:secrets``)."""
+
+    secret: Name
+
+
+def _env_kind(value: Any) -> str:
+    return _SECRET_TAG if isinstance(value, Mapping) else _TEXT_TAG
+
+
+# A plain value or {secret: NAME}: told apart by shape, so an error speaks of the one meant.
+_TEXT_TAG, _SECRET_TAG = "text", "secret-ref"
+EnvValue = Annotated[
+    Annotated[Text, Tag(_TEXT_TAG)] | Annotated[SecretRef, Tag(_SECRET_TAG)],
+    Discriminator(_env_kind),
+]
+
+
 class TierSpec(_Placed):
     """A horizontally scaled service behind its own load balancer."""
 
@@ -163,7 +184,8 @@ class TierSpec(_Placed):
     replicas: Annotated[int, Field(ge=0, le=64)] = 1
     port: Port = 8080
     health: HealthCheckSpec = HealthCheckSpec()
-    env: dict[EnvName, Text] = {}
+    env: dict[EnvName, EnvValue] = {}
+    """Environment variables; a value ``{secret: NAME}`` is delivered as a secret."""
     stateful: bool = False
     volume: VolumeSpec | None = None
     upstream: Name | None = None
@@ -250,6 +272,15 @@ class EnvironmentSpec(_Model):
         """The tier called ``name``."""
         return next(t for t in self.tiers if t.name == name)
 
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """Every ``{secret: NAME}`` env value: its config key and the secret's name."""
+        return [
+            (key("tiers", i, "env", var), value.secret)
+            for i, t in enumerate(self.tiers)
+            for var, value in t.env.items()
+            if isinstance(value, SecretRef)
+        ]
+
     def front_tiers(self) -> list[TierSpec]:
         """Tiers no other tier sends traffic to: where requests enter."""
         fed = {t.upstream for t in self.tiers}
@@ -293,7 +324,9 @@ def parse_spec(config: Mapping[str, Any]) -> EnvironmentSpec:
 
 # Secrets sit beside the spec in the same namespace but are read as Pulumi secrets.
 REGISTRY_PASSWORD_KEY = "registry_password"
-_SECRET_KEYS = frozenset({REGISTRY_PASSWORD_KEY})
+SECRETS_KEY = "secrets"
+"""The secret object holding the values tiers name with ``{secret: NAME}``."""
+_SECRET_KEYS = frozenset({REGISTRY_PASSWORD_KEY, SECRETS_KEY})
 
 
 # pydantic reports a pattern mismatch by the regex; say what the pattern means instead.
@@ -313,6 +346,12 @@ _PATTERN_MEANING = {
 
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"]) or ("(root)",)
+    # The tag of an env value's kind is pydantic's, not a key a user wrote: drop it.
+    loc = tuple(
+        part
+        for i, part in enumerate(loc)
+        if not (part in (_TEXT_TAG, _SECRET_TAG) and i >= 2 and loc[i - 2] == "env")
+    )
     message = str(error["msg"]).removeprefix("Value error, ")
     if loc[-1] == "[key]":
         # A bad mapping key (an env name): name the mapping, and say it is the name.

@@ -56,6 +56,9 @@ class TierArgs:
     port: int = 8080
     health: HealthCheck = HealthCheck()
     env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Variables whose values are secrets: never in a container's config or a unit file,
+    delivered in a file only the replica's root can read."""
     volume: DataVolume | None = None
     publish: Publish | None = None
     max_replicas: int = 1
@@ -72,6 +75,12 @@ class Tier(Protocol):
     url: pulumi.Output[str]
     """``http://address:port/`` where the tier is published, or "" when it is not."""
     replica_names: list[str]
+
+
+def resolved(values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str, str]]:
+    """A mapping of inputs as one output (secret when any value is)."""
+    # Output.all() of nothing is a list, not a dict: start from an empty mapping.
+    return pulumi.Output.all(**values) if values else pulumi.Output.from_input({})
 
 
 def published_url(publish: Publish | None) -> pulumi.Output[str]:

@@ -40,7 +40,7 @@ def shipped_haproxy_configs() -> dict[str, str]:
     for env, spec in shipped_specs().items():
         for tier in spec.tiers:
             name = f"{env}-{tier.name}"
-            args = tier_args(tier, tier.image)
+            args = tier_args(tier, tier.image, {})
             if targets.get(spec.target).adapter.kind == "docker":
                 configs[name] = haproxy_config(name, args)
             else:

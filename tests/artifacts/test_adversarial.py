@@ -205,6 +205,7 @@ def service_document(spec: EnvironmentSpec, *, legacy: bool = False) -> str:
         # Components passed shlex-joined strings before lists: both must render the same.
         command=shlex.join(tier.command) if legacy else list(tier.command),
         env={**tier.env, "VIRTSTACK_TIER": SERVICE},
+        secret_env={},
         data_path=tier.volume.path if tier.volume else None,
     )
 

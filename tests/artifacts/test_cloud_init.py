@@ -30,6 +30,7 @@ DOCUMENTS = {
         service="lab-web",
         command="busybox httpd -f -p 8080",
         env={"VIRTSTACK_UPSTREAM": "http://192.0.2.1:80", "GREETING": 'say "hi"'},
+        secret_env={"DB_PASSWORD": 'p4ss %n "w0rd"'},
         data_path=None,
         **COMMON,
     ),
@@ -39,6 +40,7 @@ DOCUMENTS = {
         service="lab-db",
         command="db-server --data /data",
         env={},
+        secret_env={},
         data_path="/data",
         **COMMON,
     ),
@@ -98,3 +100,15 @@ def test_embedded_files_survive_yaml_intact():
 def test_the_check_rejects_a_broken_document(require, tmp_path: Path):
     broken = DOCUMENTS["vm"].replace("lock_passwd: true", "lock_passwd: maybe")
     assert schema_check(require("cloud-init"), broken, tmp_path).returncode != 0
+
+
+def test_secret_env_values_stay_out_of_the_world_readable_unit() -> None:
+    config = yaml.safe_load(DOCUMENTS["service"])
+    files = {f["path"]: f for f in config["write_files"]}
+    unit = files["/etc/systemd/system/virtstack-lab-web.service"]
+    dropin = files["/etc/systemd/system/virtstack-lab-web.service.d/secrets.conf"]
+    assert unit["permissions"] == "0644"
+    assert "DB_PASSWORD" not in unit["content"]
+    assert dropin["permissions"] == "0600"
+    # systemd's own quoting: % doubled, the quotes escaped inside one quoted assignment.
+    assert dropin["content"] == '[Service]\nEnvironment="DB_PASSWORD=p4ss %%n \\"w0rd\\""\n'

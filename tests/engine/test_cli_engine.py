@@ -101,14 +101,14 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
         )
 
         kept = ok(cli_project, "destroy", env, "--yes")
-        assert f"kept data: {env}-data-0 (destroy {env} --delete-data removes it)" in kept.stdout
+        assert f"kept data: {env}_data_0 (destroy {env} --delete-data removes it)" in kept.stdout
         assert docker_inspect(f"{env}-web-lb") is None
         assert docker_inspect(f"{env}-web-0") is None
-        assert docker_inspect(f"{env}-data-0") is not None
+        assert docker_inspect(f"{env}_data_0") is not None
 
         gone = ok(cli_project, "destroy", env, "--yes", "--delete-data")
-        assert f"deleted data: {env}-data-0" in gone.stdout
-        assert docker_inspect(f"{env}-data-0") is None
+        assert f"deleted data: {env}_data_0" in gone.stdout
+        assert docker_inspect(f"{env}_data_0") is None
     finally:
         leftovers = remove_leftovers(env)
     assert leftovers == [], f"destroy left {leftovers}"

@@ -307,8 +307,7 @@ def test_destroy_keeps_data_and_up_brings_it_back(dev: Env) -> None:
     kv = f"{dev.url}cgi-bin/kv?kept"
     assert httpx.post(kv, content=b"still-here", timeout=10).status_code == 200
     out = dev.run("destroy", dev.name, "--yes")
-    assert f"{dev.name}-db-data-0" in out
-    assert "kept data" in out
+    assert f"kept data: {dev.name}_db-data_0, {dev.name}_registry-data" in out
     assert docker_inspect(f"{dev.name}-db-0") is None
     dev.run("up", dev.name, "--yes")
     wait_for_replicas(dev.url, {f"{dev.name}-web-0", f"{dev.name}-web-1"})

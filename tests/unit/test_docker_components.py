@@ -20,6 +20,12 @@ VOLUME = "docker:index/volume:Volume"
 NETWORK = "docker:index/network:Network"
 
 
+HTTP_PROBE = [
+    "CMD", "busybox", "timeout", "1", "busybox", "wget", "-q", "-O", "/dev/null",
+    "http://127.0.0.1:9000/ready",
+]  # fmt: skip
+
+
 def env_of(container) -> dict[str, str]:
     return dict(e.split("=", 1) for e in container.inputs.get("envs", []))
 
@@ -71,10 +77,7 @@ def test_service_tier_replicas_share_an_alias_and_carry_health_checks(run):
         ]
         assert r.inputs["healthcheck"] == {
             # Exec form: no shell in the replica ever sees the path.
-            "tests": [
-                "CMD", "busybox", "timeout", "1", "busybox", "wget", "-q", "-O", "/dev/null",
-                "http://127.0.0.1:9000/ready",
-            ],  # fmt: skip
+            "tests": HTTP_PROBE,
             "interval": "3s",
             "timeout": "1s",
             "retries": 4,

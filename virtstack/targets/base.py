@@ -35,6 +35,8 @@ class DeployContext:
     env: str
     """The environment (stack) name; prefixes every name the engine sees."""
     registry_password: pulumi.Input[str] | None = None
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    """The named secrets tiers use as env values (``{secret: NAME}``), each a secret."""
 
 
 Outputs = Mapping[str, Any]

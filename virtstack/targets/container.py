@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pulumi
 import pulumi_docker as docker
@@ -12,7 +13,7 @@ from virtstack_components.docker.registry import ContainerRegistry, ContainerReg
 from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
 from virtstack.engines.docker import ADAPTER
-from virtstack.spec import EnvironmentSpec
+from virtstack.spec import EnvironmentSpec, SecretRef, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
@@ -111,10 +112,19 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
-            ServiceStackArgs(placement=placement, tiers=stack_tiers(spec, images)),
+            ServiceStackArgs(placement=placement, tiers=stack_tiers(spec, ctx, images)),
         )
         outputs |= stack_outputs(stack) | {"images": images}
     return outputs
+
+
+def _secrets_need_commands(spec: EnvironmentSpec) -> Iterator[str]:
+    for i, tier in enumerate(spec.tiers):
+        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
+            yield (
+                f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
+                "it through a shell that reads them from a file, out of `docker inspect`)"
+            )
 
 
 TARGET = Target(
@@ -133,4 +143,5 @@ TARGET = Target(
         }
     ),
     deploy=deploy,
+    extra_checks=_secrets_need_commands,
 )

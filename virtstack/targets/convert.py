@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 from virtstack_components.docker.registry import ContainerRegistry
 from virtstack_components.libvirt.registry import VmRegistry
@@ -9,11 +11,13 @@ from virtstack_components.registry import Credentials
 from virtstack_components.stack import ServiceStack, StackTier
 from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
 
-from virtstack.spec import EnvironmentSpec, TierSpec
+from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec
 from virtstack.targets.base import DeployContext
 
 
-def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
+def tier_args(
+    tier: TierSpec, image: pulumi.Input[str], secrets: Mapping[str, pulumi.Input[str]]
+) -> TierArgs:
     """A spec tier as the components want it (shared by every target)."""
     h = tier.health
     return TierArgs(
@@ -22,7 +26,8 @@ def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
         replicas=tier.replicas,
         port=tier.port,
         health=HealthCheck(path=h.path, interval=h.interval, timeout=h.timeout, retries=h.retries),
-        env=tier.env,
+        env={k: v for k, v in tier.env.items() if isinstance(v, str)},
+        secret_env={k: secrets[v.secret] for k, v in tier.env.items() if isinstance(v, SecretRef)},
         volume=(
             DataVolume(name=tier.volume.name, path=tier.volume.path, size_gib=tier.volume.size_gib)
             if tier.volume
@@ -37,12 +42,14 @@ def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
     )
 
 
-def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> list[StackTier]:
+def stack_tiers(
+    spec: EnvironmentSpec, ctx: DeployContext, images: Mapping[str, pulumi.Input[str]]
+) -> list[StackTier]:
     """Every spec tier with its upstream and network CIDR."""
     return [
         StackTier(
             name=t.name,
-            args=tier_args(t, images.get(t.image, t.image)),
+            args=tier_args(t, images.get(t.image, t.image), ctx.secrets),
             upstream=t.upstream,
             cidr=str(cidr) if (cidr := spec.network_cidr(t.network)) else None,
         )

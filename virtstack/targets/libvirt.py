@@ -111,7 +111,7 @@ def deploy_vms(
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
-            ServiceStackArgs(placement=on(spec.tiers[0].network), tiers=stack_tiers(spec, {})),
+            ServiceStackArgs(placement=on(spec.tiers[0].network), tiers=stack_tiers(spec, ctx, {})),
         )
         outputs |= stack_outputs(stack)
     vms: dict[str, object] = {}

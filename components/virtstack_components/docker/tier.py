@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from virtstack_components import names
 from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
 from virtstack_components.probes import health_test
-from virtstack_components.tier import TierArgs, haproxy_config, published_url
+from virtstack_components.tier import TierArgs, haproxy_config, published_url, resolved
 
 if TYPE_CHECKING:
     from virtstack_components.docker.placement import DockerPlacement
@@ -35,6 +36,29 @@ class ContainerTierArgs:
     """Docker network of the replicas."""
     client_networks: Sequence[pulumi.Input[str]] = ()
     """Networks of the tiers that send traffic here: the load balancer joins them."""
+
+
+SECRETS_FILE = "/run/virtstack/secrets.env"
+"""Secret env values, sourced by the replica's shell: Docker keeps env in the container's
+config, which `docker inspect` shows to anyone who may talk to the engine."""
+
+
+def _command(t: TierArgs) -> list[str] | None:
+    """The replica's command; with secrets, run by a shell that first reads them."""
+    if not t.secret_env:
+        return list(t.command) if t.command else None
+    if not t.command:
+        raise ComponentError("secret env values need the tier's command (it is wrapped)")
+    return ["/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", *t.command]
+
+
+def _secret_uploads(t: TierArgs) -> list[docker.ContainerUploadArgs]:
+    if not t.secret_env:
+        return []
+    lines = resolved(t.secret_env).apply(
+        lambda values: "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
+    )
+    return [docker.ContainerUploadArgs(file=SECRETS_FILE, content=lines)]
 
 
 def _seconds(n: int) -> str:
@@ -141,7 +165,8 @@ class ContainerTier(pulumi.ComponentResource):
             name=engine_name,
             hostname=engine_name,
             image=t.image,
-            command=list(t.command) if t.command else None,
+            command=_command(t),
+            uploads=_secret_uploads(t),
             envs=[
                 pulumi.Output.concat(k, "=", v)
                 for k, v in {**t.env, "VIRTSTACK_TIER": name, "VIRTSTACK_REPLICA": str(i)}.items()

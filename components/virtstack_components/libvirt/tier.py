@@ -13,7 +13,7 @@ from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
 from virtstack_components.libvirt.placement import LibvirtPlacement
 from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
-from virtstack_components.tier import TierArgs, haproxy_config, published_url
+from virtstack_components.tier import TierArgs, haproxy_config, published_url, resolved
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,12 +50,10 @@ class VmTier(pulumi.ComponentResource):
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         command = list(t.command)
-        # Output.all() of nothing is a list, not a dict: start from an empty mapping.
-        env: pulumi.Output[dict[str, str]] = (
-            pulumi.Output.all(**dict(t.env)) if t.env else pulumi.Output.from_input({})
-        )
+        values = pulumi.Output.all(resolved(t.env), resolved(t.secret_env))
 
-        def replica_data(values: dict[str, str], replica: str) -> str:
+        def replica_data(both: list[dict[str, str]], replica: str) -> str:
+            env, secret_env = both
             return user_data(
                 "service",
                 hostname=replica,
@@ -63,7 +61,8 @@ class VmTier(pulumi.ComponentResource):
                 ssh_authorized_keys=[],
                 service=name,
                 command=command,
-                env={**values, "VIRTSTACK_TIER": name},
+                env={**env, "VIRTSTACK_TIER": name},
+                secret_env=secret_env,
                 data_path=t.volume.path if t.volume else None,
             )
 
@@ -84,7 +83,7 @@ class VmTier(pulumi.ComponentResource):
                 VirtualMachineArgs(
                     placement=p,
                     hostname=replica,
-                    user_data=env.apply(functools.partial(replica_data, replica=replica)),
+                    user_data=values.apply(functools.partial(replica_data, replica=replica)),
                     cpus=t.cpus,
                     memory_mib=t.memory_mib,
                     data_disks=disks,

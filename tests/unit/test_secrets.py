@@ -1,0 +1,118 @@
+"""Secret env values: set from stdin, stored encrypted, delivered out of configs and argv."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pulumi
+from virtstack_components.docker.placement import DockerPlacement
+from virtstack_components.docker.tier import SECRETS_FILE, ContainerTier, ContainerTierArgs
+from virtstack_components.tier import TierArgs
+
+from tests.unit.fixtures.cli_support import (
+    FakeRunner,
+    config_of,
+    errors,
+    invoke,
+    make_services,
+    outputs,
+    set_key,
+)
+from tests.unit.fixtures.cli_support import project as project  # the fixture
+from virtstack.cli import EXIT_BAD_INPUT
+
+SECRET = "s3cr3t 'quoted' $HOME"
+
+
+def test_secret_set_reads_stdin_and_stores_it_encrypted(project: Path) -> None:
+    runner = FakeRunner()
+    result = invoke(
+        project, make_services(runner), "secret", "set", "dev", "db-password", input=SECRET
+    )
+    assert result.exit_code == 0, result.output
+    assert runner.secrets == {"virtstack:secrets.db-password": SECRET}
+    assert config_of(project, "dev")["virtstack:secrets"] == {
+        "db-password": {"secure": "v1:fake-ciphertext"}
+    }
+    assert SECRET not in result.output
+    listed = invoke(project, make_services(runner), "secret", "list", "dev")
+    assert listed.stdout == "db-password: used by nothing\n"
+
+
+def use_secret(project: Path) -> None:
+    set_key(project, "dev", "tiers[2].env.DB_PASSWORD", {"secret": "db-password"})
+    set_key(project, "dev", "tiers[2].command", ["httpd", "-f", "-p", "8080", "-h", "/srv/www"])
+
+
+def test_an_env_value_naming_a_missing_secret_is_refused(project: Path) -> None:
+    use_secret(project)
+    runner = FakeRunner()
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:tiers[2].env.DB_PASSWORD: no secret named 'db-password' "
+        "(virtstack secret set ENV db-password)"
+    ]
+    assert runner.ops() == []
+
+
+def test_a_named_secret_in_plaintext_is_refused(project: Path) -> None:
+    use_secret(project)
+    set_key(project, "dev", "virtstack:secrets", {"db-password": "hunter2"})
+    result = invoke(project, make_services(FakeRunner()), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:secrets.db-password: must be a Pulumi secret, not plaintext "
+        "(virtstack secret set ENV db-password)"
+    ]
+    assert "hunter2" not in result.output
+
+
+def test_with_the_secret_set_up_runs_and_list_names_its_user(project: Path) -> None:
+    use_secret(project)
+    runner = FakeRunner(stack_outputs=outputs())
+    invoke(project, make_services(runner), "secret", "set", "dev", "db-password", input=SECRET)
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == 0, result.output
+    listed = invoke(project, make_services(runner), "secret", "list", "dev")
+    assert listed.stdout == "db-password: used by virtstack:tiers[2].env.DB_PASSWORD\n"
+
+
+def test_a_container_tier_with_secrets_needs_its_command(project: Path) -> None:
+    set_key(project, "dev", "tiers[2].env.DB_PASSWORD", {"secret": "db-password"})
+    result = invoke(project, make_services(FakeRunner()), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert any(
+        line.startswith("error: virtstack:tiers[2].command: required for secret env values")
+        for line in errors(result)
+    )
+
+
+def test_container_secrets_travel_in_a_secret_file_not_in_env_or_argv(run) -> None:
+    def program() -> None:
+        ContainerTier(
+            "dev-db",
+            ContainerTierArgs(
+                placement=DockerPlacement(namespace="dev", lb_image="lb"),
+                tier=TierArgs(
+                    image="img",
+                    command=["httpd", "-f"],
+                    env={"PLAIN": "x"},
+                    secret_env={"DB_PASSWORD": pulumi.Output.secret(SECRET)},
+                ),
+                network="dev-db-net",
+            ),
+        )
+
+    d = run(program)
+    replica = d.named("dev-db-replica-0")
+    assert replica.inputs["command"] == [
+        "/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", "httpd", "-f",
+    ]  # fmt: skip
+    assert all(SECRET not in e for e in replica.inputs["envs"])
+    [upload] = replica.inputs["uploads"]
+    assert upload["file"] == SECRETS_FILE
+    # Read back as the replica's shell reads it.
+    assert shlex.split(upload["content"]) == ["export", f"DB_PASSWORD={SECRET}"]
+    assert "uploads" in replica.secrets
