@@ -49,8 +49,10 @@ class UsageError(BadInputError):
     """A command-line value is malformed, or missing with no terminal to ask on."""
 
 
-class EngineUnreachableError(VirtstackError):
-    """The Docker engine or libvirt host an environment names does not answer."""
+class EngineUnreachableError(BadInputError):
+    """The Docker engine or libvirt host an environment names does not answer.
+
+    Bad input: nothing was changed, and the fix is the engine or ``engine.uri``."""
 
 
 class EngineCommandError(VirtstackError):

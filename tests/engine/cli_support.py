@@ -38,9 +38,9 @@ def make_project(tmp_path: Path) -> Path:
     return project
 
 
-def cli(project: Path, *args: str) -> Result:
+def cli(project: Path, *args: str, input: str | None = None) -> Result:
     """``virtstack --project PROJECT ARGS``; a crash (not an exit code) fails the test."""
-    result = CliRunner().invoke(app, ["--project", str(project), *args])
+    result = CliRunner().invoke(app, ["--project", str(project), *args], input=input)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 

@@ -7,6 +7,7 @@ promise is checked from outside (HTTP, the engine's own listings, the process ta
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
 import signal
@@ -180,4 +181,50 @@ def test_a_second_up_of_the_same_environment_is_refused_naming_the_first(project
     finally:
         output, _ = first.communicate(timeout=300)
     assert first.returncode == 0, output
+    ok(project, "destroy", env, "--yes", "--delete-data")
+
+
+def scan(root: Path, needle: bytes) -> list[str]:
+    """Files under ``root`` holding ``needle`` (gzipped state files read unpacked)."""
+    found = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
+        if needle in data:
+            found.append(str(path))
+    return found
+
+
+def test_secrets_stay_secret_everywhere_but_inside_the_replica(project: Path) -> None:
+    env = f"{PREFIX}{secrets.token_hex(3)}-sec"
+    secret = f"s3cr3t-{secrets.token_hex(8)} $HOME 'q'"
+    port, registry_port = free_port(), free_port()
+    config = single_tier(port, "data", tier="db")
+    config["virtstack:registry"] = {"enabled": True, "port": registry_port}
+    tier = config["virtstack:tiers"][0]  # type: ignore[index]
+    tier["env"] = {"DB_PASSWORD": {"secret": "db-password"}, "PLAIN": "visible"}
+    tier["command"] = ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]
+    write_env(project, env, config)
+    said = [cli(project, "secret", "set", env, "db-password", input=secret).output]
+    said.append(ok(project, "up", env, "--yes").output)
+    markdown = project / f"{env}.md"
+    said.append(ok(project, "preview", env, "--markdown", str(markdown)).output)
+    said.append(markdown.read_text())
+    said.append(ok(project, "status", env).output)
+    replica = f"{env}-db-0"
+    # Delivered: the replica's own process has it in its environment...
+    environ = run("docker", "exec", replica, "cat", "/proc/1/environ").stdout
+    assert f"DB_PASSWORD={secret}" in environ.split("\0")
+    # ...and nowhere else: not in output, the stack file, the state, or docker inspect.
+    needle = secret.encode()
+    assert all(secret not in text for text in said)
+    assert scan(project / "stacks", needle) == []
+    assert scan(project / ".virtstack" / "state", needle) == []
+    assert secret not in run("docker", "inspect", replica).stdout
+    assert "visible" in run("docker", "inspect", replica).stdout  # plain values stay plain
+    password_file = stack_file(project, env).read_text()
+    assert "secure: v1:" in password_file
     ok(project, "destroy", env, "--yes", "--delete-data")

@@ -66,6 +66,6 @@ def test_destroy_on_an_unreachable_engine(project: Path) -> None:
         "dev",
         "--yes",
     )
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == EXIT_BAD_INPUT
     assert "tcp://127.0.0.1:1: docker engine not reachable" in result.stderr
     assert runner.calls == []

@@ -76,7 +76,7 @@ def test_unreachable_docker_engine_stops_before_pulumi(project: Path, uri: str) 
     result = invoke(
         project, make_services(runner, adapter=FakeAdapter(reachable=False)), "preview", "dev"
     )
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == EXIT_BAD_INPUT
     [line] = errors(result)
     assert line.startswith(f"error: {uri}: docker engine not reachable (")
     assert line.endswith("start it or fix virtstack:engine.uri")

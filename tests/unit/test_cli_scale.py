@@ -17,7 +17,7 @@ from tests.unit.fixtures.cli_support import (
     set_key,
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
-from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED
+from virtstack.cli import EXIT_BAD_INPUT
 from virtstack.spec import parse_spec
 
 # -- scale --------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def test_scale_on_an_unreachable_engine_leaves_the_file(project: Path) -> None:
     runner = FakeRunner()
     services = make_services(runner, adapter=FakeAdapter(reachable=False))
     result = invoke(project, services, "scale", "dev", "web", "3")
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == EXIT_BAD_INPUT
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
     assert runner.calls == []
 

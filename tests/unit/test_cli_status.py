@@ -15,7 +15,7 @@ from tests.unit.fixtures.cli_support import (
     set_key,
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
-from virtstack.cli import EXIT_FAILED
+from virtstack.cli import EXIT_BAD_INPUT
 
 
 def test_status_shows_outputs_and_backend_health(project: Path) -> None:
@@ -55,7 +55,7 @@ def test_status_on_an_unreachable_engine_still_shows_outputs(project: Path) -> N
     runner = FakeRunner(stack_outputs=outputs())
     down = FakeAdapter(reachable=False)
     result = invoke(project, make_services(runner, adapter=down), "status", "dev")
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == EXIT_BAD_INPUT
     assert "http://127.0.0.1:8080/" in result.stdout
     assert "unix:///nonexistent.sock: docker engine not reachable" in result.stderr
     assert down.names() == ["probe"]

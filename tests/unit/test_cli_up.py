@@ -61,7 +61,7 @@ def test_up_on_an_unreachable_engine_changes_nothing(project: Path) -> None:
     runner = FakeRunner()
     services = make_services(runner, adapter=FakeAdapter(reachable=False))
     result = invoke(project, services, "up", "dev")
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == EXIT_BAD_INPUT
     assert "unix:///nonexistent.sock: docker engine not reachable" in result.stderr
     assert runner.calls == []
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before

@@ -22,16 +22,22 @@ from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
 
-def check_vm_networks(spec: EnvironmentSpec) -> list[str]:
-    """VM environments need a network, and all of a stack's tiers share one."""
+def vm_problems(spec: EnvironmentSpec) -> list[str]:
+    """What VM environments need beyond the spec's own rules: checked before anything is
+    made, not halfway through a deployment."""
+    problems = [
+        f"{key('tiers', i, 'command')}: required on VM targets (it runs as a systemd service)"
+        for i, t in enumerate(spec.tiers)
+        if t.command is None
+    ]
     if not spec.networks:
-        return [f"{key('networks')}: VM targets need at least one network (name, cidr)"]
+        return [*problems, f"{key('networks')}: VM targets need at least one network (name, cidr)"]
     tier_nets = {t.network or spec.networks[0].name for t in spec.tiers}
     if len(tier_nets) > 1:
-        return [
+        problems.append(
             f"{key('tiers')}: on VM targets all tiers share one network, got {sorted(tier_nets)}"
-        ]
-    return []
+        )
+    return problems
 
 
 def deploy_vms(
@@ -179,6 +185,6 @@ def vm_target(
         uri_schemes=uri_schemes,
         capabilities=frozenset(capabilities),
         deploy=deploy,
-        extra_checks=check_vm_networks,
+        extra_checks=vm_problems,
     )
     return target
