@@ -60,6 +60,15 @@ class DataItem:
     """Capacity where the engine fixes one (libvirt data disks)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReplicaPlacement:
+    """Where one replica (a Swarm task) runs."""
+
+    replica: str
+    node: str
+    state: str
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -107,4 +116,9 @@ class EngineAdapter(Protocol):
         self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
     ) -> str:
         """HAProxy's stats CSV of tier ``tier``'s load balancer, read on the engine."""
+        ...
+
+    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
+        """Which node runs which replica, where an engine spreads them over nodes
+        (empty where every replica runs on the one engine)."""
         ...
