@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.text import Text
 
-from virtstack.engines.base import Reachability, TierHealth
+from virtstack.engines.base import Reachability, ReplicaPlacement, TierHealth
 from virtstack.plan.events import OPS, RETAINED, SECRET, STYLE, SYMBOL, Op, short_type, split_urn
 
 if TYPE_CHECKING:
@@ -83,10 +83,29 @@ def targets_json(
 
 
 def status_json(
-    outputs: Mapping[str, Any], reachable: bool, tiers: Sequence[TierHealth]
+    outputs: Mapping[str, Any],
+    reachable: bool,
+    tiers: Sequence[TierHealth],
+    replicas: Sequence[ReplicaPlacement] = (),
 ) -> dict[str, Any]:
-    """``status --json``: plain outputs, whether the engine answered, backend health."""
-    return {"outputs": dict(outputs), "reachable": reachable, "health": [asdict(t) for t in tiers]}
+    """``status --json``: plain outputs, whether the engine answered, backend health, and
+    which node runs which replica (engines that spread replicas over nodes)."""
+    return {
+        "outputs": dict(outputs),
+        "reachable": reachable,
+        "health": [asdict(t) for t in tiers],
+        "replicas": [asdict(r) for r in replicas],
+    }
+
+
+def replicas_table(replicas: Sequence[ReplicaPlacement]) -> RenderableType:
+    """Which node runs which replica."""
+    table = Table(title="replicas by node", title_justify="left")
+    for column in ("replica", "node", "state"):
+        table.add_column(column)
+    for r in replicas:
+        table.add_row(r.replica, r.node, r.state)
+    return table
 
 
 @dataclass
