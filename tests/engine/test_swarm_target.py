@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
@@ -258,8 +259,8 @@ def test_the_same_declaration_serves_the_same_pages_on_one_engine(
         multi, _ = hit(swarm.url, 4)
         # Page bodies name tier then replica; the tiers answer alike, in the same order.
         assert sum(single.values()) == sum(multi.values()) == 4
-        body = run("curl", "-s", f"http://127.0.0.1:{WEB_PORT}/").stdout.split("\n")
-        swarm_body = run("curl", "-s", swarm.url).stdout.split("\n")
+        body = httpx.get(f"http://127.0.0.1:{WEB_PORT}/", timeout=10).text.splitlines()
+        swarm_body = httpx.get(swarm.url, timeout=10).text.splitlines()
         strip = lambda lines, env: [ln.split()[0].removeprefix(env) for ln in lines if ln]  # noqa: E731
         assert strip(body, name) == strip(swarm_body, swarm.name) == ["-web", "-app"]
     finally:
