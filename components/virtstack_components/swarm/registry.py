@@ -98,7 +98,7 @@ class SwarmRegistry(pulumi.ComponentResource):
             update_config=svc.update_config("stop-first"),
             converge_config=svc.converge(),
             labels=p.labels(role="registry"),
-            opts=p.opts(self),
+            opts=p.opts(self, ignore_changes=svc.read_back_noise(env=False)),
         )
         self.endpoint = pulumi.Output.from_input(f"{p.public_address}:{args.port}")
         self.username = pulumi.Output.from_input(creds.username or "")

@@ -61,3 +61,11 @@ def versioned(name: str, content: str) -> str:
     """A config's name with its content's hash: Swarm configs are immutable, so a changed
     file is a new config, created before the service switches to it."""
     return f"{name}-{hashlib.sha256(content.encode()).hexdigest()[:10]}"
+
+
+def read_back_noise(*, env: bool) -> list[str]:
+    """Fields the provider reads back from Swarm as empty values we never set (a map of
+    sysctls, a restart window "0s", an environment on tasks without one): ignored, so
+    a fresh `up` previews no change."""
+    found = ["taskSpec.containerSpec.sysctl", "taskSpec.restartPolicy.window"]
+    return found if env else [*found, "taskSpec.containerSpec.env"]

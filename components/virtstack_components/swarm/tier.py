@@ -148,7 +148,7 @@ class SwarmTier(pulumi.ComponentResource):
             auth=p.auth,
             converge_config=svc.converge(),
             labels=p.labels(role=role),
-            opts=p.opts(self),
+            opts=p.opts(self, ignore_changes=svc.read_back_noise(env=role == "replica")),
         )
 
     def _replicas(self, name: str, service: str, args: SwarmTierArgs) -> None:
