@@ -13,6 +13,7 @@ packages=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
     graphviz nodejs npm
+    iproute2 util-linux
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
 ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

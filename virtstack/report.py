@@ -13,7 +13,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from virtstack.engines.base import Reachability, TierHealth
+from virtstack.engines.base import Reachability, ReplicaPlacement, TierHealth
 from virtstack.plan.events import SECRET
 
 if TYPE_CHECKING:
@@ -33,15 +33,13 @@ def targets_table(targets: Sequence[Target], reach: Mapping[str, Reachability]) 
 
     engines = Table(title="targets", title_justify="left", show_lines=True)
     engines.add_column("target", ratio=3)
-    engines.add_column("engine", no_wrap=True)
-    engines.add_column("default URI", no_wrap=True)
+    engines.add_column("engine and default URI", ratio=2, overflow="fold")
     engines.add_column("reachable from here", ratio=2)
     for t in targets:
         r = reach[t.name]
         engines.add_row(
             Text.assemble((t.name, "bold"), "\n", (t.summary, "dim")),
-            t.adapter.kind,
-            t.default_uri,
+            Text.assemble(t.adapter.kind, "\n", (t.default_uri, "dim")),
             Text(f"{YES} {r.detail}", style="green")
             if r.reachable
             else Text(f"✗ {r.detail}", style="red"),
@@ -79,10 +77,29 @@ def targets_json(
 
 
 def status_json(
-    outputs: Mapping[str, Any], reachable: bool, tiers: Sequence[TierHealth]
+    outputs: Mapping[str, Any],
+    reachable: bool,
+    tiers: Sequence[TierHealth],
+    replicas: Sequence[ReplicaPlacement] = (),
 ) -> dict[str, Any]:
-    """``status --json``: plain outputs, whether the engine answered, backend health."""
-    return {"outputs": dict(outputs), "reachable": reachable, "health": [asdict(t) for t in tiers]}
+    """``status --json``: plain outputs, whether the engine answered, backend health, and
+    which node runs which replica (engines that spread replicas over nodes)."""
+    return {
+        "outputs": dict(outputs),
+        "reachable": reachable,
+        "health": [asdict(t) for t in tiers],
+        "replicas": [asdict(r) for r in replicas],
+    }
+
+
+def replicas_table(replicas: Sequence[ReplicaPlacement]) -> RenderableType:
+    """Which node runs which replica."""
+    table = Table(title="replicas by node", title_justify="left")
+    for column in ("replica", "node", "state"):
+        table.add_column(column)
+    for r in replicas:
+        table.add_row(r.replica, r.node, r.state)
+    return table
 
 
 def plain_outputs(outputs: Mapping[str, StackOutput]) -> dict[str, Any]:

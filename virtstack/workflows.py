@@ -25,7 +25,7 @@ from virtstack.spec import key
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
-    from virtstack.engines.base import EngineAdapter, Reachability, TierHealth
+    from virtstack.engines.base import EngineAdapter, Reachability, ReplicaPlacement, TierHealth
     from virtstack.targets import Target
 
 AdapterFor = Callable[["Target"], "EngineAdapter"]
@@ -217,10 +217,11 @@ class Status:
     outputs: dict[str, StackOutput]
     reach: Reachability
     tiers: list[TierHealth]
+    replicas: list[ReplicaPlacement] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return report.status_json(
-            report.plain_outputs(self.outputs), self.reach.reachable, self.tiers
+            report.plain_outputs(self.outputs), self.reach.reachable, self.tiers, self.replicas
         )
 
 
@@ -237,7 +238,8 @@ def status(session: Session) -> Status:
         if reach.reachable and values
         else []
     )
-    return Status(outputs=outputs, reach=reach, tiers=tiers)
+    replicas = session.adapter.replicas(session.env, environment.uri) if reach.reachable else []
+    return Status(outputs=outputs, reach=reach, tiers=tiers, replicas=replicas)
 
 
 # -- scale and autoscale ----------------------------------------------------------------

@@ -79,3 +79,19 @@ def replica_data_name(namespace: str, volume: str, index: int) -> str:
 def legacy_data_name(namespace: str, name: str, index: int | None = None) -> str:
     """The name virtstack 0.1 gave the same data, joined with dashes (ambiguous)."""
     return f"{namespace}-{name}" + ("" if index is None else f"-{index}")
+
+
+TIER_LABEL = "virtstack.tier"
+"""Label (Docker) naming the tier a container or Swarm service belongs to."""
+ROLE_LABEL = "virtstack.role"
+"""Label (Docker): ``replica``, ``lb`` or ``registry``."""
+
+
+def swarm_tasks(service: str) -> str:
+    """The DNS name under which Swarm's DNS lists every task of a ``dnsrr`` service."""
+    return f"tasks.{service}"
+
+
+def data_node_label(data: str) -> str:
+    """The Swarm node label that pins the replica owning volume ``data`` to its node."""
+    return f"virtstack.data.{data}"

@@ -95,11 +95,13 @@ def haproxy_config(
     *,
     listen_port: int = names.LB_PORT,
     stats_port: int = names.STATS_PORT,
+    dns_name: str | None = None,
 ) -> str:
     """HAProxy config for tier ``name``.
 
     With ``servers`` (name, address) pairs the replicas are listed (VMs); without, they
-    are discovered through Docker's DNS under the tier's replica alias.
+    are discovered through Docker's DNS under ``dns_name`` (default: the tier's replica
+    alias; ``tasks.<service>`` on a Swarm).
     """
     common = {
         "tier": name,
@@ -117,7 +119,7 @@ def haproxy_config(
         )
     return render(
         "haproxy/dns.cfg.j2",
-        alias=names.replica_alias(name),
+        alias=dns_name or names.replica_alias(name),
         slots=max(MIN_SLOTS, tier.max_replicas),
         resolver=DOCKER_DNS,
         **common,

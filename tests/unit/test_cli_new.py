@@ -169,7 +169,7 @@ def test_new_from_another_environment_drops_its_secrets(project: Path) -> None:
 def test_new_from_a_missing_environment(project: Path) -> None:
     result = invoke(project, make_services(), "new", "qa", "--from", "nope")
     assert result.exit_code == EXIT_BAD_INPUT
-    assert "no environment 'nope' (environments: dev, lab, staging)" in result.stderr
+    assert "no environment 'nope' (environments: cluster, dev, lab, staging)" in result.stderr
 
 
 def test_new_without_target_and_no_terminal_is_an_error_not_a_prompt(project: Path) -> None:

@@ -119,7 +119,7 @@ def test_spec_errors_name_the_key_and_reach_the_markdown(project: Path, tmp_path
 def test_missing_environment_lists_the_known_ones(project: Path) -> None:
     result = invoke(project, make_services(), "preview", "prod")
     assert result.exit_code == EXIT_BAD_INPUT
-    assert "no environment 'prod' (environments: dev, lab, staging)" in result.stderr
+    assert "no environment 'prod' (environments: cluster, dev, lab, staging)" in result.stderr
 
 
 def test_target_override_reaches_the_engine_and_leaves_the_file(project: Path) -> None:

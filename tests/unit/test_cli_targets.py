@@ -54,7 +54,11 @@ def test_a_broken_stack_file_is_bad_input(project: Path, text: str, message: str
 
 def _docker_down() -> Services:
     """Every target's own kind of engine; Docker's does not answer."""
-    adapters = {"docker": FakeAdapter(reachable=False), "libvirt": FakeAdapter(kind="libvirt")}
+    adapters = {
+        "docker": FakeAdapter(reachable=False),
+        "libvirt": FakeAdapter(kind="libvirt"),
+        "swarm": FakeAdapter(kind="swarm"),
+    }
     return Services(
         runner=FakeRunner(),
         interactive=lambda: False,
@@ -73,12 +77,13 @@ def test_targets_json_lists_capabilities_and_reachability(project: Path) -> None
         "container": [
             "persistent data", "registry", "remote engine", "service tiers", "threshold scaling",
         ],
+        "swarm": ["persistent data", "registry", "remote engine", "service tiers"],
     }  # fmt: skip
     assert {name: t["engine"] for name, t in shown.items()} == {
-        "hostos": "libvirt", "hypervisor": "libvirt", "container": "docker",
+        "hostos": "libvirt", "hypervisor": "libvirt", "container": "docker", "swarm": "swarm",
     }  # fmt: skip
     assert {name: t["reachable"] for name, t in shown.items()} == {
-        "hostos": True, "hypervisor": True, "container": False,
+        "hostos": True, "hypervisor": True, "container": False, "swarm": True,
     }  # fmt: skip
     assert shown["container"]["detail"] == "refused"
 

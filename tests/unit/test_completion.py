@@ -24,7 +24,7 @@ def _ctx(project: Path, **params: str) -> typer.Context:
 
 
 def test_environment_names(project: Path) -> None:
-    assert complete_env(_ctx(project), "") == ["dev", "lab", "staging"]
+    assert complete_env(_ctx(project), "") == ["cluster", "dev", "lab", "staging"]
     assert complete_env(_ctx(project), "st") == ["staging"]
 
 

@@ -306,6 +306,8 @@ def status(
         console.print(report.outputs_summary(env, found.outputs))
         if found.tiers:
             console.print(report.health_table(found.tiers))
+        if found.replicas:
+            console.print(report.replicas_table(found.replicas))
     if not found.reach.reachable:
         raise workflows.unreachable(session.adapter, found.reach)
 

@@ -60,6 +60,15 @@ class DataItem:
     """Capacity where the engine fixes one (libvirt data disks)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReplicaPlacement:
+    """Where one replica (a Swarm task) runs."""
+
+    replica: str
+    node: str
+    state: str
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -114,4 +123,9 @@ class EngineAdapter(Protocol):
     ) -> dict[str, list[str]]:
         """A command per replica that prints its log, one ``<RFC 3339 time> <text>`` line
         each (and keeps printing with ``follow``); ``since``: Docker's --since syntax."""
+        ...
+
+    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
+        """Which node runs which replica, where an engine spreads them over nodes
+        (empty where every replica runs on the one engine)."""
         ...

@@ -11,7 +11,7 @@ from virtstack_components import names
 
 from virtstack import naming
 from virtstack.engines import hostcmd
-from virtstack.engines.base import DataItem, Reachability
+from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
@@ -145,6 +145,9 @@ class DockerAdapter:
         if found:
             hostcmd.run(hostcmd.docker_argv(uri, "volume", "rm", *found), uri=uri)
         return found
+
+    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
+        return []  # every replica runs on this one engine
 
     @retry_transient
     def lb_stats(

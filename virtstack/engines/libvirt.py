@@ -12,7 +12,7 @@ from virtstack_components import names
 
 from virtstack import images, naming
 from virtstack.engines import guestagent, hostcmd
-from virtstack.engines.base import DataItem, Reachability
+from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
@@ -172,6 +172,9 @@ class LibvirtAdapter:
                 for step in ("pool-delete", "pool-undefine"):
                     hostcmd.run(hostcmd.virsh_argv(uri, step, pool), uri=uri)
         return found
+
+    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
+        return []  # every replica runs on this one engine
 
     @retry_transient
     def lb_stats(

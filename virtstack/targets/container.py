@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pulumi
@@ -15,50 +14,13 @@ from virtstack_components.stack import ServiceStack, ServiceStackArgs
 from virtstack.engines.docker import ADAPTER
 from virtstack.spec import EnvironmentSpec, SecretRef, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
-
-
-def _slug(image: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", image.lower()).strip("-")
-
-
-def _push(
-    image: str, registry: ContainerRegistry, provider: docker.Provider, parent_name: str
-) -> pulumi.Output[str]:
-    """Push a local image into the stack's registry; reference it by digest.
-
-    A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
-    """
-    slug = _slug(image)
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    target = pulumi.Output.concat(registry.endpoint, "/", image)
-    # The engine's current id of the local image: read on every run, so a rebuilt image
-    # re-tags and re-pushes even though its name did not change.
-    local_id = docker.get_remote_image_output(
-        name=image, opts=pulumi.InvokeOptions(provider=provider)
-    ).id
-    tag = docker.Tag(
-        f"{parent_name}-{slug}-tag",
-        source_image=image,
-        target_image=target,
-        tag_triggers=[local_id],
-        opts=pulumi.ResourceOptions(provider=provider, depends_on=[registry]),
-    )
-    pushed = docker.RegistryImage(
-        f"{parent_name}-{slug}-push",
-        name=tag.target_image,
-        keep_remotely=True,
-        triggers={"source": local_id},
-        opts=pulumi.ResourceOptions(provider=provider),
-    )
-    pulled = docker.RemoteImage(
-        f"{parent_name}-{slug}",
-        name=pulumi.Output.concat(registry.endpoint, "/", repository, "@", pushed.sha256_digest),
-        # Other environments on the engine may share the image: never delete it on destroy.
-        keep_locally=True,
-        opts=pulumi.ResourceOptions(provider=provider),
-    )
-    return pulled.repo_digest
+from virtstack.targets.convert import (
+    credentials,
+    push_image,
+    registry_outputs,
+    stack_outputs,
+    stack_tiers,
+)
 
 
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
@@ -101,7 +63,13 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         )
         outputs |= registry_outputs(registry)
         for image in sorted({t.image for t in spec.tiers}):
-            images[image] = _push(image, registry, provider, f"{ctx.env}-image")
+            images[image] = push_image(
+                image,
+                registry.endpoint,
+                provider,
+                depends_on=registry,
+                parent_name=f"{ctx.env}-image",
+            )
     tier_networks = {t.network for t in spec.tiers}
     for net in spec.networks:
         if net.name not in tier_networks:

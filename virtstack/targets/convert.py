@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pulumi
+import pulumi_docker as docker
 from virtstack_components.docker.registry import ContainerRegistry
 from virtstack_components.libvirt.registry import VmRegistry
 from virtstack_components.registry import Credentials
 from virtstack_components.stack import ServiceStack, StackTier
+from virtstack_components.swarm.registry import SwarmRegistry
 from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
 
 from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec
@@ -63,7 +66,7 @@ def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
     return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
 
 
-def registry_outputs(registry: ContainerRegistry | VmRegistry) -> dict[str, object]:
+def registry_outputs(registry: ContainerRegistry | VmRegistry | SwarmRegistry) -> dict[str, object]:
     """Stack outputs of an environment's registry (the password stays a secret)."""
     return {
         "registry": registry.endpoint,
@@ -81,3 +84,51 @@ def stack_outputs(stack: ServiceStack) -> dict[str, object]:
             for name, tier in stack.tiers.items()
         },
     }
+
+
+def _slug(image: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", image.lower()).strip("-")
+
+
+def push_image(
+    image: str,
+    endpoint: pulumi.Output[str],
+    provider: docker.Provider,
+    *,
+    depends_on: pulumi.Resource,
+    parent_name: str,
+) -> pulumi.Output[str]:
+    """Push a local image into the stack's registry (at ``endpoint``); reference it by digest.
+
+    A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
+    """
+    slug = _slug(image)
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    target = pulumi.Output.concat(endpoint, "/", image)
+    # The engine's current id of the local image: read on every run, so a rebuilt image
+    # re-tags and re-pushes even though its name did not change.
+    local_id = docker.get_remote_image_output(
+        name=image, opts=pulumi.InvokeOptions(provider=provider)
+    ).id
+    tag = docker.Tag(
+        f"{parent_name}-{slug}-tag",
+        source_image=image,
+        target_image=target,
+        tag_triggers=[local_id],
+        opts=pulumi.ResourceOptions(provider=provider, depends_on=[depends_on]),
+    )
+    pushed = docker.RegistryImage(
+        f"{parent_name}-{slug}-push",
+        name=tag.target_image,
+        keep_remotely=True,
+        triggers={"source": local_id},
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    pulled = docker.RemoteImage(
+        f"{parent_name}-{slug}",
+        name=pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest),
+        # Other environments on the engine may share the image: never delete it on destroy.
+        keep_locally=True,
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    return pulled.repo_digest
