@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pytest
 from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
@@ -283,3 +285,16 @@ def test_htpasswd_is_stable_and_bcrypt():
     assert line == htpasswd_line("virtstack", "pw")
     assert line != htpasswd_line("virtstack", "other")
     assert line.startswith("virtstack:$2b$10$")
+
+
+def test_the_readme_example_of_another_program_builds(run):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### The components in another Pulumi program", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+
+    d = run(lambda: exec(code, {}))
+    assert [c.inputs["name"] for c in d.of_type(CONTAINER)] == [
+        "shop-web-0",
+        "shop-web-1",
+        "shop-web-lb",
+    ]
