@@ -5,7 +5,15 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
-from virtstack.cli import environments, operator, state
+from virtstack.cli import backups, environments, operator, state
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app", "environments", "operator", "state"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "app",
+    "backups",
+    "environments",
+    "operator",
+    "state",
+]

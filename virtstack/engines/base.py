@@ -60,6 +60,33 @@ class DataItem:
     """Capacity where the engine fixes one (libvirt data disks)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataCopy:
+    """How to copy one piece of an environment's data out, held still while it is read."""
+
+    name: str
+    """Its engine name (``shop_db-data_0``)."""
+    owner: str
+    """Who uses it, for messages: a tier's name or ``registry``."""
+    read: list[str]
+    """A command writing the data to stdout as one stream (a tar of a volume's files)."""
+    hold: list[list[str]]
+    """Run in order before the read (pre hooks, or a pause); a failure aborts the backup."""
+    release: list[list[str]]
+    """Run after the read, whatever happened, even if virtstack is killed (see guard)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataWrite:
+    """How to put one piece of data back from the stream :attr:`DataCopy.read` wrote."""
+
+    write: list[str]
+    """A command replacing the data's content with the stream on its stdin."""
+    before: list[list[str]]
+    """Run first (stop the replicas using it); ``after`` starts them again."""
+    after: list[list[str]]
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -114,4 +141,15 @@ class EngineAdapter(Protocol):
     ) -> dict[str, list[str]]:
         """A command per replica that prints its log, one ``<RFC 3339 time> <text>`` line
         each (and keeps printing with ``follow``); ``since``: Docker's --since syntax."""
+        ...
+
+    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
+        """How to copy out each piece of the environment's data that exists now."""
+        ...
+
+    def data_write(
+        self, spec: EnvironmentSpec, env: str, uri: str, name: str, image: str
+    ) -> DataWrite:
+        """Create data ``name`` of ``env`` (empty, marked as the environment's) unless it
+        exists, and say how to fill it; ``image`` is the image of the backup's helper."""
         ...
