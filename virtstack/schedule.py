@@ -4,10 +4,13 @@ installs, rendered from ``templates/systemd/``."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from virtstack_components.templating import render
+
+from virtstack.errors import UsageError
 
 
 def unit_name(env: str) -> str:
@@ -33,11 +36,25 @@ def timer_units(project: Path, env: str, options: list[str], *, on_calendar: str
 
 
 def write_units(units: dict[str, str], folder: Path) -> list[Path]:
-    """Write the units into ``folder``; their paths."""
+    """Write the units into ``folder`` and have ``systemd-analyze verify`` check them
+    (where it is installed); their paths. A unit systemd would refuse or half-read raises
+    :class:`UsageError` with systemd's words."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in units.items():
         path = folder / name
         path.write_text(text)
         written.append(path)
+    analyze = shutil.which("systemd-analyze")
+    if analyze is not None:
+        done = subprocess.run(
+            [analyze, "verify", "--man=no", *map(str, written)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0 or done.stderr.strip():
+            lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+            raise UsageError("\n".join(lines) or f"systemd-analyze verify failed on {folder}")
     return written
