@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -184,13 +185,7 @@ def _copy(repo: Repository, copy: DataCopy, tags: list[str], host: str, warn: li
     try:
         with guard.released(copy.release, failures):
             for argv in copy.hold:
-                done = subprocess.run(argv, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    why = (done.stderr or done.stdout).strip().splitlines() or ["failed"]
-                    raise BackupError(
-                        f"tier {copy.owner}: its backup hook failed ({why[-1]}); "
-                        "backup abandoned, the tier is left running"
-                    )
+                _hold(argv, copy)
             reader = subprocess.Popen(copy.read, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             assert reader.stdout is not None
             try:
@@ -203,6 +198,21 @@ def _copy(repo: Repository, copy: DataCopy, tags: list[str], host: str, warn: li
     finally:
         warn += [f"{copy.owner}: releasing {copy.name}: {line}" for line in failures]
     return added
+
+
+def _hold(argv: list[str], copy: DataCopy) -> None:
+    """Run one hold command (a pre hook, a pause), tried ``copy.attempts`` times."""
+    for attempt in range(copy.attempts):
+        if attempt:
+            time.sleep(1)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return
+    why = (done.stderr or done.stdout).strip().splitlines() or ["failed"]
+    raise BackupError(
+        f"tier {copy.owner}: its backup hook (or pause) failed ({why[-1]}); backup "
+        "abandoned, the tier is left running"
+    )
 
 
 def _abandon(repo: Repository, backup_id: str) -> None:

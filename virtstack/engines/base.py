@@ -74,6 +74,9 @@ class DataCopy:
     """Run in order before the read (pre hooks, or a pause); a failure aborts the backup."""
     release: list[list[str]]
     """Run after the read, whatever happened, even if virtstack is killed (see guard)."""
+    attempts: int = 1
+    """How often a failed ``hold`` command is tried (a pause may fail while the kernel
+    cannot freeze a busy process yet; a hook is run once)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -190,6 +190,7 @@ class DockerAdapter:
             read=[*read, "busybox", "tar", "c", "-C", "/data", "."],
             hold=hold,
             release=release,
+            attempts=1 if tier is not None and tier.backup.pre else 5,
         )
 
     def data_write(
