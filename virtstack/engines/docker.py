@@ -184,12 +184,16 @@ class DockerAdapter:
             hold = [hostcmd.docker_argv(uri, "pause", u) for u in users]
             release = [hostcmd.docker_argv(uri, "unpause", u) for u in users]
         read = self._helper(uri, env, spec.images.lb, f"{name}:/data:ro", stdin=False)
+        # A killed backup leaves its helper blocked on a pipe nobody reads: remove it
+        # (quietly: after a finished copy it has removed itself).
+        helper = read[read.index("--name") + 1]
+        remove = 'docker --host "$1" rm -f "$2" >/dev/null 2>&1 || true'
         return DataCopy(
             name=name,
             owner=tier.name if tier else "registry",
             read=[*read, "busybox", "tar", "c", "-C", "/data", "."],
             hold=hold,
-            release=release,
+            release=[["sh", "-c", remove, "sh", uri, helper], *release],
             attempts=1 if tier is not None and tier.backup.pre else 5,
         )
 
