@@ -12,7 +12,7 @@ packages=(
     python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
-    graphviz nodejs npm
+    graphviz nodejs npm restic systemd
     iproute2 util-linux
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.

@@ -97,3 +97,7 @@ __all__ = [
     "UsageError",
     "VirtstackError",
 ]
+
+
+class BackupError(VirtstackError):
+    """A backup, restore or verification failed (restic, a hook, a damaged repository)."""

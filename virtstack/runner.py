@@ -64,6 +64,10 @@ class Runner(Protocol):
 
     def outputs(self, ref: StackRef) -> dict[str, StackOutput]: ...
 
+    def export_state(self, ref: StackRef) -> str:
+        """The stack's state as JSON (``pulumi stack export``: secrets stay encrypted)."""
+        ...
+
     def unlock(self, ref: StackRef) -> list[str]:
         """Clear a lock a crashed run left on the stack; the holders cleared."""
         ...
@@ -201,6 +205,11 @@ class PulumiRunner:
         with _failures("outputs", ref, EventLog()):
             found = self._stack(ref).outputs()
         return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
+
+    def export_state(self, ref: StackRef) -> str:
+        with _failures("export", ref, EventLog()):
+            deployment = self._stack(ref).export_stack()
+        return json.dumps({"version": deployment.version, "deployment": deployment.deployment})
 
 
 @dataclass(frozen=True)

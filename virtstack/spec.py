@@ -174,6 +174,23 @@ EnvValue = Annotated[
 ]
 
 
+class HooksSpec(_Model):
+    """Commands run in a replica around the copy of its volume (exec form, no shell)."""
+
+    pre: Annotated[list[Text], Field(min_length=1)] | None = None
+    post: Annotated[list[Text], Field(min_length=1)] | None = None
+
+
+class BackupSpec(_Model):
+    """Where ``virtstack backup`` keeps the environment's backups."""
+
+    repository: Annotated[str, StringConstraints(pattern=_LINE_PATTERN)] | None = None
+    """A restic repository (a path, ``sftp:``, ``rest:``, ``s3:``...); default: a
+    repository of the environment's own under ``.virtstack/backups/``."""
+    password_file: Annotated[str, StringConstraints(pattern=_LINE_PATTERN)] | None = None
+    """A file (mode 0600) holding the repository's password; default: generated."""
+
+
 class TierSpec(_Placed):
     """A horizontally scaled service behind its own load balancer."""
 
@@ -197,6 +214,8 @@ class TierSpec(_Placed):
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
     memory: Annotated[int, Field(ge=128, le=MAX_MIB)] = 512
     """MiB per replica VM on the VM targets."""
+    backup: HooksSpec = HooksSpec()
+    """Hooks around the copy of a replica's volume; without ``pre`` it is paused instead."""
 
     @field_validator("command")
     @classmethod
@@ -263,6 +282,7 @@ class EnvironmentSpec(_Model):
     tiers: Annotated[list[TierSpec], Field(max_length=MAX_ITEMS)] = []
     vms: Annotated[list[VmSpec], Field(max_length=MAX_ITEMS)] = []
     container_hosts: Annotated[list[ContainerHostSpec], Field(max_length=MAX_ITEMS)] = []
+    backup: BackupSpec = BackupSpec()
 
     def placed(self) -> list[tuple[str, Sequence[_Placed]]]:
         """Every section whose items get host names, by config key."""

@@ -5,7 +5,16 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
-from virtstack.cli import environments, operator, secrets, state
+from virtstack.cli import backups, environments, operator, secrets, state
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app", "environments", "operator", "secrets", "state"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILED",
+    "app",
+    "backups",
+    "environments",
+    "operator",
+    "secrets",
+    "state",
+]

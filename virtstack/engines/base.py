@@ -69,6 +69,36 @@ class ReplicaPlacement:
     state: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataCopy:
+    """How to copy one piece of an environment's data out, held still while it is read."""
+
+    name: str
+    """Its engine name (``shop_db-data_0``)."""
+    owner: str
+    """Who uses it, for messages: a tier's name or ``registry``."""
+    read: list[str]
+    """A command writing the data to stdout as one stream (a tar of a volume's files)."""
+    hold: list[list[str]]
+    """Run in order before the read (pre hooks, or a pause); a failure aborts the backup."""
+    release: list[list[str]]
+    """Run after the read, whatever happened, even if virtstack is killed (see guard)."""
+    attempts: int = 1
+    """How often a failed ``hold`` command is tried (a pause may fail while the kernel
+    cannot freeze a busy process yet; a hook is run once)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataWrite:
+    """How to put one piece of data back from the stream :attr:`DataCopy.read` wrote."""
+
+    write: list[str]
+    """A command replacing the data's content with the stream on its stdin."""
+    before: list[list[str]]
+    """Run first (stop the replicas using it); ``after`` starts them again."""
+    after: list[list[str]]
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -128,4 +158,15 @@ class EngineAdapter(Protocol):
     def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
         """Which node runs which replica, where an engine spreads them over nodes
         (empty where every replica runs on the one engine)."""
+        ...
+
+    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
+        """How to copy out each piece of the environment's data that exists now."""
+        ...
+
+    def data_write(
+        self, spec: EnvironmentSpec, env: str, uri: str, name: str, image: str
+    ) -> DataWrite:
+        """Create data ``name`` of ``env`` (empty, marked as the environment's) unless it
+        exists, and say how to fill it; ``image`` is the image of the backup's helper."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from virtstack_components import names
 
 from virtstack import naming
 from virtstack.engines import hostcmd
-from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement
+from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
@@ -165,6 +166,75 @@ class DockerAdapter:
         """``docker logs --timestamps`` of each replica's container."""
         extra = (["--follow"] if follow else []) + (["--since", since] if since else [])
         return {r: hostcmd.docker_argv(uri, "logs", "--timestamps", *extra, r) for r in replicas}
+
+    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
+        """A tar of each volume through a throwaway busybox container (local or remote
+        engine alike); its users are paused for the copy unless their tier has hooks."""
+        return [self._copy(spec, env, uri, name) for name in self.find_data(spec, env, uri)]
+
+    def _copy(self, spec: EnvironmentSpec, env: str, uri: str, name: str) -> DataCopy:
+        users = self._users(uri, name)
+        declared = naming.owner(spec, env, name)
+        tier = next(
+            (t for t in spec.tiers if t.volume and declared and t.volume.name == declared.name),
+            None,
+        )
+        if tier is not None and tier.backup.pre:
+            hold = [hostcmd.docker_argv(uri, "exec", u, *tier.backup.pre) for u in users]
+            post = tier.backup.post or []
+            release = [hostcmd.docker_argv(uri, "exec", u, *post) for u in users if post]
+        else:
+            hold = [hostcmd.docker_argv(uri, "pause", u) for u in users]
+            release = [hostcmd.docker_argv(uri, "unpause", u) for u in users]
+        read = self._helper(uri, env, spec.images.lb, f"{name}:/data:ro", stdin=False)
+        # A killed backup leaves its helper blocked on a pipe nobody reads: remove it
+        # (quietly: after a finished copy it has removed itself).
+        helper = read[read.index("--name") + 1]
+        remove = 'docker --host "$1" rm -f "$2" >/dev/null 2>&1 || true'
+        return DataCopy(
+            name=name,
+            owner=tier.name if tier else "registry",
+            read=[*read, "busybox", "tar", "c", "-C", "/data", "."],
+            hold=hold,
+            release=[["sh", "-c", remove, "sh", uri, helper], *release],
+            attempts=1 if tier is not None and tier.backup.pre else 5,
+        )
+
+    def data_write(
+        self, spec: EnvironmentSpec, env: str, uri: str, name: str, image: str
+    ) -> DataWrite:
+        declared = naming.owner(spec, env, name)
+        if name not in {i.name for i in self.data_items(env, uri)}:
+            labels = [f"{names.NAMESPACE_LABEL}={env}"]
+            if declared is not None:
+                labels.append(f"{names.DATA_LABEL}={declared.name}")
+            label_args = [arg for label in labels for arg in ("--label", label)]
+            hostcmd.run(hostcmd.docker_argv(uri, "volume", "create", *label_args, name), uri=uri)
+        users = self._users(uri, name)
+        write = self._helper(uri, env, image, f"{name}:/data", stdin=True)
+        replace = "find /data -mindepth 1 -delete && exec tar x -C /data"
+        return DataWrite(
+            write=[*write, "busybox", "sh", "-c", replace],
+            before=[hostcmd.docker_argv(uri, "stop", u) for u in users],
+            after=[hostcmd.docker_argv(uri, "start", u) for u in users],
+        )
+
+    def _users(self, uri: str, volume: str) -> list[str]:
+        """The running containers that mount ``volume``."""
+        argv = hostcmd.docker_argv(
+            uri, "ps", "--filter", f"volume={volume}", "--format", "{{.Names}}"
+        )
+        return sorted(hostcmd.run(argv, uri=uri).split())
+
+    @staticmethod
+    def _helper(uri: str, env: str, image: str, mount: str, *, stdin: bool) -> list[str]:
+        """``docker run`` of a throwaway container streaming a volume: no network, and no
+        log (the engine would keep a copy of the whole stream)."""
+        return hostcmd.docker_argv(
+            uri, "run", "--rm", *(["-i"] if stdin else []), "--network", "none",
+            "--log-driver", "none", "--label", f"{names.NAMESPACE_LABEL}={env}",
+            "--name", f"{env}-backup-{secrets.token_hex(3)}", "-v", mount, image,
+        )  # fmt: skip
 
 
 ADAPTER = DockerAdapter()

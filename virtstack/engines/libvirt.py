@@ -12,9 +12,9 @@ from virtstack_components import names
 
 from virtstack import images, naming
 from virtstack.engines import guestagent, hostcmd
-from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement
+from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.errors import EngineCommandError, EngineUnreachableError
+from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
 from virtstack.spec import EnvironmentSpec, key
 
 # Data disks carry the image format as a suffix in the pool.
@@ -157,6 +157,14 @@ class LibvirtAdapter:
             hostcmd.run(argv, uri=uri, timeout=hostcmd.LONG_TIMEOUT)
             done[old] = new
         return done
+
+    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
+        raise UsageError(f"backup {env}: data disks of VM environments are not backed up yet")
+
+    def data_write(
+        self, spec: EnvironmentSpec, env: str, uri: str, name: str, image: str
+    ) -> DataWrite:
+        raise UsageError(f"restore {env}: data disks of VM environments are not restored yet")
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         pool = naming.data_pool(env)
