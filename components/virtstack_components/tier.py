@@ -9,6 +9,7 @@ from typing import Protocol
 import pulumi
 
 from virtstack_components import names
+from virtstack_components.errors import ComponentError
 from virtstack_components.templating import render
 
 DOCKER_DNS = "127.0.0.11:53"
@@ -65,6 +66,12 @@ class TierArgs:
     """The most replicas scaling may ask for; sizes the load balancer's server slots."""
     cpus: int = 1
     memory_mib: int = 512
+
+    def __post_init__(self) -> None:
+        if self.replicas > self.max_replicas:
+            raise ComponentError(
+                f"{self.replicas} replicas exceed max_replicas {self.max_replicas}"
+            )
 
 
 class Tier(Protocol):

@@ -295,3 +295,8 @@ def test_the_readme_example_of_another_program_builds(run):
     d = run(lambda: exec(code, {}))
     names = sorted(c.inputs["name"] for c in d.of_type(CONTAINER))
     assert names == ["shop-web-0", "shop-web-1", "shop-web-lb"]
+
+
+def test_tier_args_refuse_more_replicas_than_the_load_balancer_has_slots_for():
+    with pytest.raises(ComponentError, match="3 replicas exceed max_replicas 2"):
+        TierArgs(image="img", replicas=3, max_replicas=2)

@@ -88,10 +88,6 @@ class ContainerTier(pulumi.ComponentResource):
             renamed_from("virtstack:service:ServiceTier", opts),
         )
         p, t = args.placement, args.tier
-        if t.replicas > t.max_replicas:
-            raise ComponentError(
-                f"tier {name}: {t.replicas} replicas exceed max_replicas {t.max_replicas}"
-            )
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         labels = [
             docker.ContainerLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace),

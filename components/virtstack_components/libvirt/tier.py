@@ -42,10 +42,6 @@ class VmTier(pulumi.ComponentResource):
             renamed_from("virtstack:service:ServiceTier", opts),
         )
         p, t = args.placement, args.tier
-        if t.replicas > t.max_replicas:
-            raise ComponentError(
-                f"tier {name}: {t.replicas} replicas exceed max_replicas {t.max_replicas}"
-            )
         if t.command is None:
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]

@@ -11,7 +11,6 @@ import pulumi_docker as docker
 
 from virtstack_components import names
 from virtstack_components.docker.tier import LB_HEALTH_TEST
-from virtstack_components.errors import ComponentError
 from virtstack_components.probes import health_test
 from virtstack_components.swarm import service as svc
 from virtstack_components.swarm.placement import MANAGER
@@ -59,10 +58,6 @@ class SwarmTier(pulumi.ComponentResource):
     ) -> None:
         super().__init__("virtstack:swarm:SwarmTier", name, None, opts)
         t = args.tier
-        if t.replicas > t.max_replicas:
-            raise ComponentError(
-                f"tier {name}: {t.replicas} replicas exceed max_replicas {t.max_replicas}"
-            )
         service = names.replica_alias(name)
         if t.volume is None:
             self._replicas(name, service, args)
