@@ -12,7 +12,7 @@ packages=(
     python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
-    graphviz nodejs npm restic systemd
+    graphviz restic systemd
     iproute2 util-linux
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
@@ -34,6 +34,9 @@ wait_for() {
 
 install_packages() {
     local missing=()
+    # Node and npm run the Mermaid checker: Debian's, unless a Node with npm is installed
+    # already (NodeSource's nodejs ships npm itself and conflicts with Debian's npm).
+    command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
     for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
     done
