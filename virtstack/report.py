@@ -88,18 +88,40 @@ def status_json(
         "outputs": dict(outputs),
         "reachable": reachable,
         "health": [asdict(t) for t in tiers],
-        "replicas": [asdict(r) for r in replicas],
+        "replicas": [asdict(r) | {"load_balancer": lb_view(r, tiers)} for r in replicas],
     }
 
 
-def replicas_table(replicas: Sequence[ReplicaPlacement]) -> RenderableType:
-    """Which node runs which replica."""
-    table = Table(title="replicas by node", title_justify="left")
-    for column in ("replica", "node", "state"):
+def replicas_table(
+    replicas: Sequence[ReplicaPlacement], tiers: Sequence[TierHealth] = ()
+) -> RenderableType:
+    """Every replica: where it runs, its state, how its load balancer sees it, its
+    restarts and since when it runs."""
+    table = Table(title="replicas", title_justify="left")
+    for column in ("replica", "runs on", "state", "load balancer", "restarts", "up since"):
         table.add_column(column)
     for r in replicas:
-        table.add_row(r.replica, r.node, r.state)
+        seen = lb_view(r, tiers)
+        table.add_row(
+            r.replica,
+            r.node,
+            r.state,
+            Text(seen, style="green" if seen.startswith("UP") else "red") if seen else "-",
+            "-" if r.restarts is None else str(r.restarts),
+            r.started or "-",
+        )
     return table
+
+
+def lb_view(replica: ReplicaPlacement, tiers: Sequence[TierHealth]) -> str:
+    """The status of ``replica`` as its load balancer sees it ("" when it lists it not):
+    VMs are listed by name, DNS-discovered containers by address."""
+    for t in tiers:
+        for server in t.servers:
+            host = server.address.rpartition(":")[0]
+            if server.name == replica.replica or (replica.address and host == replica.address):
+                return server.status
+    return ""
 
 
 def plain_outputs(outputs: Mapping[str, StackOutput]) -> dict[str, Any]:

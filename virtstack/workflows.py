@@ -238,7 +238,11 @@ def status(session: Session) -> Status:
         if reach.reachable and values
         else []
     )
-    replicas = session.adapter.replicas(session.env, environment.uri) if reach.reachable else []
+    replicas = (
+        session.adapter.replicas(environment.spec, session.env, environment.uri)
+        if reach.reachable
+        else []
+    )
     return Status(outputs=outputs, reach=reach, tiers=tiers, replicas=replicas)
 
 

@@ -192,6 +192,22 @@ def test_logs_merge_every_web_replica_prefixed(dev: Env) -> None:
     assert all(line.startswith(f"{web[1]} | 20") for line in only), only
 
 
+def test_status_shows_every_replica_where_it_runs_and_as_its_lb_sees_it(dev: Env) -> None:
+    found = json.loads(dev.run("status", dev.name, "--json"))
+    replicas = {r["replica"]: r for r in found["replicas"]}
+    assert set(replicas) >= {f"{dev.name}-{t}-{i}" for t in ("web", "app") for i in (0, 1)}
+    web = replicas[f"{dev.name}-web-0"]
+    assert web["tier"] == "web"
+    assert web["node"] == "unix:///var/run/docker.sock"
+    assert web["state"] == "running (healthy)"
+    assert web["load_balancer"].startswith("UP")
+    assert web["restarts"] == 0
+    assert web["started"].startswith("20")  # an RFC 3339 time
+    table = dev.run("status", dev.name)
+    assert "replicas" in table
+    assert f"{dev.name}-db-0" in table
+
+
 def test_right_after_up_nothing_drifts(dev: Env) -> None:
     counts = json.loads(dev.run("preview", dev.name, "--json"))["counts"]
     assert {k: v for k, v in counts.items() if k != "same" and v} == {}

@@ -342,3 +342,40 @@ def test_libvirt_problems_add_up_every_vm_of_the_environment(host_memory) -> Non
         "virtstack:vms: all the environment's VMs together need 5000 MiB, more than the host "
         "qemu+ssh://h/system has (4000 MiB)"
     ]
+
+
+def test_docker_replicas_say_where_they_run_their_restarts_and_start(monkeypatch) -> None:
+    answers = iter(
+        [
+            "c1 c2\n",
+            "/dev-web-0\tdev-web\trunning (healthy)\t2\t2026-11-27T05:00:00Z\t10.1.0.5 \n"
+            "/dev-web-1\tdev-web\trunning (starting)\t0\t2026-11-27T05:01:00Z\t10.1.0.6 \n",
+        ]
+    )
+    monkeypatch.setattr(hostcmd, "run", lambda argv, *, uri, timeout=0: next(answers))
+    found = DOCKER.replicas(spec_of("dev"), "dev", "unix:///d.sock")
+    assert [(r.replica, r.tier, r.state, r.restarts, r.address) for r in found] == [
+        ("dev-web-0", "web", "running (healthy)", 2, "10.1.0.5"),
+        ("dev-web-1", "web", "running (starting)", 0, "10.1.0.6"),
+    ]
+    assert found[0].node == "unix:///d.sock"
+
+
+def test_status_joins_each_replica_with_its_load_balancers_view() -> None:
+    from virtstack.engines.base import ReplicaPlacement, ServerHealth, TierHealth
+    from virtstack.report import lb_view
+
+    tiers = [
+        TierHealth(
+            tier="web",
+            lb="dev-web-lb",
+            servers=[
+                ServerHealth(name="dev-web-slot1", address="10.1.0.5:8080", status="UP", check=""),
+                ServerHealth(name="lab-web-0", address="192.0.2.4:8080", status="DOWN", check=""),
+            ],
+        )
+    ]
+    container = ReplicaPlacement(replica="dev-web-0", node="u", state="running", address="10.1.0.5")
+    vm = ReplicaPlacement(replica="lab-web-0", node="u", state="running")
+    gone = ReplicaPlacement(replica="dev-web-9", node="u", state="exited", address="10.1.0.9")
+    assert [lb_view(r, tiers) for r in (container, vm, gone)] == ["UP", "DOWN", ""]

@@ -307,7 +307,7 @@ def status(
         if found.tiers:
             console.print(report.health_table(found.tiers))
         if found.replicas:
-            console.print(report.replicas_table(found.replicas))
+            console.print(report.replicas_table(found.replicas, found.tiers))
     if not found.reach.reachable:
         raise workflows.unreachable(session.adapter, found.reach)
 

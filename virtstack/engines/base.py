@@ -62,11 +62,18 @@ class DataItem:
 
 @dataclass(frozen=True, kw_only=True)
 class ReplicaPlacement:
-    """Where one replica (a Swarm task) runs."""
+    """One replica as its engine sees it: where it runs, its state, restarts and start."""
 
     replica: str
     node: str
+    """Where it runs: the engine, a Swarm node, or a VM's libvirt host."""
     state: str
+    tier: str = ""
+    restarts: int | None = None
+    started: str = ""
+    """When its process last started (RFC 3339), "" when the engine cannot say."""
+    address: str = ""
+    """Its address as its load balancer reaches it ("" when unknown)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +162,8 @@ class EngineAdapter(Protocol):
         each (and keeps printing with ``follow``); ``since``: Docker's --since syntax."""
         ...
 
-    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
-        """Which node runs which replica, where an engine spreads them over nodes
-        (empty where every replica runs on the one engine)."""
+    def replicas(self, spec: EnvironmentSpec, env: str, uri: str) -> list[ReplicaPlacement]:
+        """Every replica of the environment: where it runs, its state, restarts, start."""
         ...
 
     def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:

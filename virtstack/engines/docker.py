@@ -147,8 +147,35 @@ class DockerAdapter:
             hostcmd.run(hostcmd.docker_argv(uri, "volume", "rm", *found), uri=uri)
         return found
 
-    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
-        return []  # every replica runs on this one engine
+    def replicas(self, spec: EnvironmentSpec, env: str, uri: str) -> list[ReplicaPlacement]:
+        argv = hostcmd.docker_argv(
+            uri, "ps", "-aq", "--filter", f"label={names.NAMESPACE_LABEL}={env}",
+            "--filter", "label=virtstack.role=replica",
+        )  # fmt: skip
+        ids = hostcmd.run(argv, uri=uri).split()
+        if not ids:
+            return []
+        fields = (
+            '{{.Name}}\t{{index .Config.Labels "virtstack.tier"}}\t{{.State.Status}}'
+            "{{if .State.Health}} ({{.State.Health.Status}}){{end}}\t{{.RestartCount}}\t"
+            "{{.State.StartedAt}}\t{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
+        )
+        out = hostcmd.run(hostcmd.docker_argv(uri, "inspect", "--format", fields, *ids), uri=uri)
+        found = []
+        for line in out.splitlines():
+            name, tier, state, restarts, started, addresses = [*line.split("\t"), "", ""][:6]
+            found.append(
+                ReplicaPlacement(
+                    replica=name.removeprefix("/"),
+                    node=uri,
+                    state=state,
+                    tier=tier.removeprefix(f"{env}-"),
+                    restarts=int(restarts) if restarts.isdigit() else None,
+                    started=started,
+                    address=addresses.split()[0] if addresses.split() else "",
+                )
+            )
+        return sorted(found, key=lambda r: r.replica)
 
     @retry_transient
     def lb_stats(

@@ -181,8 +181,41 @@ class LibvirtAdapter:
                     hostcmd.run(hostcmd.virsh_argv(uri, step, pool), uri=uri)
         return found
 
-    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
-        return []  # every replica runs on this one engine
+    def replicas(self, spec: EnvironmentSpec, env: str, uri: str) -> list[ReplicaPlacement]:
+        """Each replica VM: its domain's state; restarts and start time of its service from
+        inside, through the guest agent (left blank while the agent does not answer)."""
+        found = []
+        for t in spec.tiers:
+            tier = names.tier_name(env, t.name)
+            for i in range(t.replicas):
+                domain = names.replica_name(tier, i)
+                try:
+                    state = hostcmd.run(hostcmd.virsh_argv(uri, "domstate", domain), uri=uri)
+                except EngineCommandError:
+                    state = "missing"
+                restarts, started = self._service(uri, domain, f"virtstack-{tier}")
+                found.append(
+                    ReplicaPlacement(
+                        replica=domain,
+                        node=uri,
+                        state=state.strip(),
+                        tier=t.name,
+                        restarts=restarts,
+                        started=started,
+                    )
+                )
+        return found
+
+    def _service(self, uri: str, domain: str, unit: str) -> tuple[int | None, str]:
+        """A VM service's restart count and start time, asked of systemd inside the VM."""
+        argv = ["/bin/systemctl", "show", "-p", "NRestarts,ActiveEnterTimestamp", unit]
+        try:
+            done = guestagent.run(uri, domain, argv, timeout=5)
+        except (EngineCommandError, EngineUnreachableError):
+            return None, ""
+        props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
+        count = props.get("NRestarts", "")
+        return (int(count) if count.isdigit() else None), props.get("ActiveEnterTimestamp", "")
 
     @retry_transient
     def lb_stats(

@@ -123,7 +123,7 @@ class SwarmAdapter(DockerAdapter):
                     items.setdefault(data, DataItem(name=data, owned=True))
         return sorted(items.values(), key=lambda i: i.name)
 
-    def replicas(self, env: str, uri: str) -> list[ReplicaPlacement]:
+    def replicas(self, spec: EnvironmentSpec, env: str, uri: str) -> list[ReplicaPlacement]:
         services = self._docker(
             uri, "service", "ls", "-q", "--filter", f"label={names.NAMESPACE_LABEL}={env}"
         ).split()
