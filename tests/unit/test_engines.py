@@ -379,3 +379,38 @@ def test_status_joins_each_replica_with_its_load_balancers_view() -> None:
     vm = ReplicaPlacement(replica="lab-web-0", node="u", state="running")
     gone = ReplicaPlacement(replica="dev-web-9", node="u", state="exited", address="10.1.0.9")
     assert [lb_view(r, tiers) for r in (container, vm, gone)] == ["UP", "DOWN", ""]
+
+
+def test_vm_logs_are_the_services_journal_through_the_guest_agent(monkeypatch) -> None:
+    from virtstack.engines import guestagent
+
+    asked: list[list[str]] = []
+    pages = iter(
+        [
+            "2026-11-27T05:00:00.1+0000 lab-web-0 httpd[9]: one\n-- cursor: c1\n",
+            "2026-11-27T05:00:02.1+0000 lab-web-0 httpd[9]: two\n-- cursor: c2\n",
+        ]
+    )
+
+    def run(uri, domain, argv, timeout=0):
+        asked.append(argv)
+        return guestagent.Exec(0, next(pages), "")
+
+    monkeypatch.setattr(guestagent, "run", run)
+    monkeypatch.setattr(guestagent, "FOLLOW_EVERY", 0)
+    lines = guestagent.journal(
+        "qemu:///system", "lab-web-0", "virtstack-lab-web", follow=True, since="10m"
+    )
+    assert [next(lines), next(lines)] == [
+        "2026-11-27T05:00:00.1+0000 lab-web-0 httpd[9]: one",
+        "2026-11-27T05:00:02.1+0000 lab-web-0 httpd[9]: two",
+    ]
+    assert asked[0][-2:] == ["--since", "-10m"]
+    assert asked[1][-2:] == ["--after-cursor", "c1"]
+    sources = LIBVIRT.log_sources("lab", "qemu:///system", ["lab-web-0"], follow=False, since=None)
+    assert sources["lab-web-0"][-4:] == [
+        "journal",
+        "qemu:///system",
+        "lab-web-0",
+        "virtstack-lab-web",
+    ]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,3 +71,45 @@ def run(uri: str, domain: str, argv: list[str], *, timeout: float = EXEC_TIMEOUT
         return base64.b64decode(str(status.get(field, ""))).decode(errors="replace")
 
     return Exec(int(status.get("exitcode", -1)), text("out-data"), text("err-data"))
+
+
+def journal(uri: str, domain: str, unit: str, *, follow: bool, since: str | None) -> Iterator[str]:
+    """A VM service's journal, one ``<ISO time> <text>`` line each; with ``follow`` it keeps
+    asking for what came after the last line (the agent answers, it cannot stream)."""
+    base = ["/bin/journalctl", "-u", unit, "-o", "short-iso-precise", "--no-pager"]
+    window = ["--since", f"-{since}" if since and since[:-1].isdigit() else since] if since else []
+    cursor = ""
+    while True:
+        after = ["--after-cursor", cursor] if cursor else window
+        done = run(uri, domain, [*base, "--show-cursor", *after])
+        for line in done.stdout.splitlines():
+            if line.startswith("-- cursor: "):
+                cursor = line.removeprefix("-- cursor: ")
+            elif not line.startswith("-- "):
+                yield line
+        if not follow:
+            return
+        time.sleep(FOLLOW_EVERY)
+
+
+FOLLOW_EVERY = 1.0
+"""Seconds between two questions to the guest agent while following a journal."""
+
+
+def main(argv: list[str]) -> int:
+    """``python -m virtstack.engines.guestagent journal URI DOMAIN UNIT [--follow] [SINCE]``:
+    the command ``virtstack logs`` runs per VM replica."""
+    _, uri, domain, unit, *rest = argv
+    follow = "--follow" in rest
+    since = next((a for a in rest if a != "--follow"), None)
+    try:
+        for line in journal(uri, domain, unit, follow=follow, since=since):
+            print(line, flush=True)
+    except (EngineCommandError, KeyboardInterrupt) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,10 +234,10 @@ class LibvirtAdapter:
     def log_sources(
         self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
     ) -> dict[str, list[str]]:
-        """Not yet: a VM's journal is to be read through its guest agent (guest-exec)."""
-        raise EngineCommandError(
-            f"{uri}: logs of VM replicas are not implemented yet (journalctl over the guest agent)"
-        )
+        """Each replica VM's service journal, read through its guest agent."""
+        extra = (["--follow"] if follow else []) + ([since] if since else [])
+        module = [sys.executable, "-m", "virtstack.engines.guestagent", "journal", uri]
+        return {r: [*module, r, f"virtstack-{r.rpartition('-')[0]}", *extra] for r in replicas}
 
 
 ADAPTER = LibvirtAdapter()
