@@ -17,27 +17,23 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from virtstack import stackfiles
+from virtstack import checkpoint, stackfiles
+from virtstack.checkpoint import StackOutput
 from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.plan.events import diagnostic_lines
 from virtstack.spec import NAMESPACE
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent, Stack
+    from pulumi.automation import EngineEvent
 
+    from virtstack.automation import Stack
     from virtstack.environment import Environment, StackRef
 
 OnEvent = Callable[["EngineEvent"], None]
 
-
-@dataclass(frozen=True)
-class StackOutput:
-    """One stack output and whether Pulumi keeps it secret."""
-
-    value: Any
-    secret: bool
+__all__ = ["EventLog", "OnEvent", "PulumiRunner", "Runner", "StackOutput"]
 
 
 class Runner(Protocol):
@@ -61,7 +57,9 @@ class Runner(Protocol):
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None: ...
 
-    def outputs(self, ref: StackRef) -> dict[str, StackOutput]: ...
+    def outputs(self, ref: StackRef) -> dict[str, StackOutput]:
+        """The stack's outputs, secret ones masked ({} when it was never deployed)."""
+        ...
 
     def unlock(self, ref: StackRef) -> list[str]:
         """Clear a lock a crashed run left on the stack; the holders cleared."""
@@ -107,21 +105,23 @@ _GENERIC = re.compile(
 
 
 class PulumiRunner:
-    """Pulumi's Automation API on the project's program and local file backend."""
+    """Pulumi's Automation API on the project's program and local file backend.
+
+    One runner serves one command: it opens each stack once (:mod:`virtstack.automation`
+    starts the CLI once per operation) and reads outputs from the stack's checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._stacks: dict[tuple[Path, str], Stack] = {}
 
     def _stack(self, ref: StackRef) -> Stack:
-        from pulumi import automation as auto  # slow import, Pulumi runs only
+        # The target override and a pending edit only change the config file of a run.
+        key = (Path(ref.project), ref.env)
+        if key not in self._stacks:
+            from virtstack.automation import open_stack  # slow import, Pulumi runs only
 
-        from virtstack import toolchain
-        from virtstack.pulumicmd import GracefulPulumiCommand
-
-        env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
-        opts = auto.LocalWorkspaceOptions(
-            work_dir=str(ref.project),
-            env_vars=env_vars,
-            pulumi_command=GracefulPulumiCommand(root=str(toolchain.toolchain_dir(ref.project))),
-        )
-        return auto.create_or_select_stack(ref.env, work_dir=str(ref.project), opts=opts)
+            self._stacks[key] = open_stack(ref)
+        return self._stacks[key]
 
     def init(self, ref: StackRef) -> None:
         with _failures("init", ref, EventLog()):
@@ -195,9 +195,13 @@ class PulumiRunner:
         with _failures("refresh", ref, log), _config_file(ref) as config_file:
             self._stack(ref).refresh(on_event=log, config_file=config_file, color="never")
 
-    def outputs(self, ref: StackRef) -> dict[str, StackOutput]:
+    def outputs(self, ref: StackRef, *, reveal: bool = False) -> dict[str, StackOutput]:
+        """The stack's outputs; ``reveal`` decrypts secret ones (two CLI starts)."""
+        if not reveal:
+            return checkpoint.outputs(ref) or {}
         with _failures("outputs", ref, EventLog()):
-            found = self._stack(ref).outputs()
+            stack = self._stack(ref)
+            found = stack.workspace.stack_outputs(stack.name)
         return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-
-import pulumi
-import pulumi_docker as docker
-from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
-from virtstack_components.docker.placement import DockerPlacement
-from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
-from virtstack_components.stack import ServiceStack, ServiceStackArgs
+from typing import TYPE_CHECKING
 
 from virtstack.engines.docker import ADAPTER
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_docker as docker
+    from virtstack_components.docker.registry import ContainerRegistry
+
+# Pulumi, its Docker SDK and the components are imported by `deploy` alone: every
+# command discovers every target, and only the program of a container stack deploys.
 
 
 def _slug(image: str) -> str:
@@ -28,6 +29,9 @@ def _push(
 
     A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
     """
+    import pulumi
+    import pulumi_docker as docker
+
     slug = _slug(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     target = pulumi.Output.concat(registry.endpoint, "/", image)
@@ -62,6 +66,19 @@ def _push(
 
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Registry, tier networks, replicas and load balancers on one Docker engine."""
+    import pulumi_docker as docker
+    from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+    from virtstack_components.docker.placement import DockerPlacement
+    from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
+    from virtstack_components.stack import ServiceStack, ServiceStackArgs
+
+    from virtstack.targets.convert import (
+        credentials,
+        registry_outputs,
+        stack_outputs,
+        stack_tiers,
+    )
+
     uri = TARGET.uri(spec)
     reg = spec.registry
     auth = (

@@ -1,20 +1,29 @@
-"""Spec sections as component arguments, shared by every target."""
+"""Spec sections as component arguments, shared by every target.
+
+The components are imported by the functions that use them: discovering the targets
+imports this module too, and only a program needs Pulumi.
+"""
 
 from __future__ import annotations
 
-import pulumi
-from virtstack_components.docker.registry import ContainerRegistry
-from virtstack_components.libvirt.registry import VmRegistry
-from virtstack_components.registry import Credentials
-from virtstack_components.stack import ServiceStack, StackTier
-from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
+from typing import TYPE_CHECKING
 
 from virtstack.spec import EnvironmentSpec, TierSpec
 from virtstack.targets.base import DeployContext
 
+if TYPE_CHECKING:
+    import pulumi
+    from virtstack_components.docker.registry import ContainerRegistry
+    from virtstack_components.libvirt.registry import VmRegistry
+    from virtstack_components.registry import Credentials
+    from virtstack_components.stack import ServiceStack, StackTier
+    from virtstack_components.tier import TierArgs
+
 
 def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
     """A spec tier as the components want it (shared by every target)."""
+    from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
+
     h = tier.health
     return TierArgs(
         image=image,
@@ -39,6 +48,8 @@ def tier_args(tier: TierSpec, image: pulumi.Input[str]) -> TierArgs:
 
 def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> list[StackTier]:
     """Every spec tier with its upstream and network CIDR."""
+    from virtstack_components.stack import StackTier
+
     return [
         StackTier(
             name=t.name,
@@ -52,6 +63,8 @@ def stack_tiers(spec: EnvironmentSpec, images: dict[str, pulumi.Input[str]]) -> 
 
 def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
     """Who may push to and pull from the environment's registry."""
+    from virtstack_components.registry import Credentials
+
     reg = spec.registry
     return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
 
