@@ -88,8 +88,11 @@ def start(
         raise unreachable(session.adapter, found)
     if preflight:
         spec = session.environment.spec
-        problems = session.adapter.preflight(spec, ref.env, uri)
-        items = session.adapter.data_items(ref.env, uri)
+        # Two engine round trips that do not depend on each other: asked at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            checked = pool.submit(session.adapter.preflight, spec, ref.env, uri)
+            items = session.adapter.data_items(ref.env, uri)
+            problems = checked.result()
         problems += datacheck.problems(spec, ref.env, items, keep_orphans=keep_orphans)
         if problems:
             raise SpecError(problems)
