@@ -8,12 +8,14 @@ the CLI only needs the :class:`Runner` protocol, so it is tested without Pulumi.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,9 @@ class Runner(Protocol):
     ``up`` and ``destroy`` get the checked environment: its engine decides how many
     resource operations may run at once.
     """
+
+    def warm_up(self) -> None:
+        """Start loading what a run needs, in the background, while the engine is asked."""
 
     def init(self, ref: StackRef) -> None:
         """Create the stack in the backend unless it exists."""
@@ -104,6 +109,9 @@ _GENERIC = re.compile(
 )
 
 
+_AUTOMATION = "virtstack.automation"
+
+
 class PulumiRunner:
     """Pulumi's Automation API on the project's program and local file backend.
 
@@ -118,10 +126,14 @@ class PulumiRunner:
         # The target override and a pending edit only change the config file of a run.
         key = (Path(ref.project), ref.env)
         if key not in self._stacks:
-            from virtstack.automation import open_stack  # slow import, Pulumi runs only
-
-            self._stacks[key] = open_stack(ref)
+            automation = importlib.import_module(_AUTOMATION)  # slow: Pulumi runs only
+            self._stacks[key] = automation.open_stack(ref)
         return self._stacks[key]
+
+    def warm_up(self) -> None:
+        # The Automation API takes about a second to import; the engine checks that come
+        # first mostly wait on the engine, so the import runs meanwhile.
+        threading.Thread(target=importlib.import_module, args=(_AUTOMATION,), daemon=True).start()
 
     def init(self, ref: StackRef) -> None:
         with _failures("init", ref, EventLog()):

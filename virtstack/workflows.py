@@ -82,6 +82,7 @@ def start(
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
     session = open_session(ref, services, environment=environment)
+    session.runner.warm_up()  # a Pulumi run follows the checks
     uri = session.environment.uri
     found = session.adapter.probe(uri)
     if not found.reachable:
