@@ -99,9 +99,7 @@ def compose_file(name: str, config: dict[str, object], workdir: Path) -> Path:
                 replica["volumes"] = [f"{tier.volume.name}-{i}:{tier.volume.path}"]
             services[f"{tier.name}-{i}"] = replica
         clients = {
-            f"{c.name}-net": {"aliases": [tier_name]}
-            for c in spec.tiers
-            if c.upstream == tier.name
+            f"{c.name}-net": {"aliases": [tier_name]} for c in spec.tiers if c.upstream == tier.name
         }
         lb: dict[str, object] = {
             "image": spec.images.lb,
@@ -144,5 +142,3 @@ def all_healthy(label_filter: str, expected: int) -> None:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"{label_filter}: not all {expected} containers healthy in 2 minutes")
-
-
