@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -110,6 +111,14 @@ _GENERIC = re.compile(
 
 
 _AUTOMATION = "virtstack.automation"
+_warming: list[threading.Thread] = []
+
+
+def _warmed() -> None:
+    """Wait for a warm-up import in flight: two threads importing the same package at
+    once may see it half initialised (Pulumi's modules import each other)."""
+    while _warming:
+        _warming.pop().join()
 
 
 class PulumiRunner:
@@ -126,6 +135,7 @@ class PulumiRunner:
         # The target override and a pending edit only change the config file of a run.
         key = (Path(ref.project), ref.env)
         if key not in self._stacks:
+            _warmed()
             automation = importlib.import_module(_AUTOMATION)  # slow: Pulumi runs only
             self._stacks[key] = automation.open_stack(ref)
         return self._stacks[key]
@@ -133,7 +143,11 @@ class PulumiRunner:
     def warm_up(self) -> None:
         # The Automation API takes about a second to import; the engine checks that come
         # first mostly wait on the engine, so the import runs meanwhile.
-        threading.Thread(target=importlib.import_module, args=(_AUTOMATION,), daemon=True).start()
+        if _AUTOMATION not in sys.modules and not _warming:
+            thread = threading.Thread(target=importlib.import_module, args=(_AUTOMATION,))
+            thread.daemon = True
+            thread.start()
+            _warming.append(thread)
 
     def init(self, ref: StackRef) -> None:
         with _failures("init", ref, EventLog()):
@@ -285,6 +299,7 @@ def _config_file(ref: StackRef) -> Iterator[str | None]:
 @contextlib.contextmanager
 def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
     """Automation API errors as :class:`OperationError`, one line per Pulumi error."""
+    _warmed()
     from pulumi.automation import errors as auto_errors
 
     try:
