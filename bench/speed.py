@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import statistics
 import subprocess
@@ -89,12 +90,19 @@ def first_answer(url: str, start: float, stop: threading.Event) -> Callable[[], 
     return result
 
 
-def deploy(command: list[str], url: str, label: str, containers: int) -> tuple[float, float]:
-    """Seconds to the first answer at ``url`` and to everything healthy (command done)."""
+def deploy(
+    command: list[str], url: str, label: str, containers: int, cpu: list[float]
+) -> tuple[float, float]:
+    """Seconds to the first answer at ``url`` and to everything healthy (command done);
+    the CPU seconds the command and its children used go to ``cpu`` (a loaded machine
+    slows a side in proportion to the CPU it needs)."""
     stop = threading.Event()
     start = time.perf_counter()
     answered = first_answer(url, start, stop)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         stop.set()
         raise RuntimeError(f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}")
@@ -136,6 +144,7 @@ def measure(runs: int) -> Samples:
                     f"http://127.0.0.1:{web}/",
                     f"label=virtstack.namespace={name}",
                     containers,
+                    samples.values.setdefault("virtstack up CPU", []),
                 )
                 samples.add("virtstack first answer", first)
                 samples.add("virtstack healthy", healthy)
@@ -153,6 +162,7 @@ def measure(runs: int) -> Samples:
                     f"http://127.0.0.1:{compose_web}/",
                     f"label=com.docker.compose.project={name}-compose",
                     containers,
+                    samples.values.setdefault("compose up CPU", []),
                 )
                 samples.add("compose first answer", first)
                 samples.add("compose healthy", healthy)
@@ -201,6 +211,10 @@ def main() -> None:
     program = program_scale.measure(200)
     samples = measure(args.runs)
     print(table(samples, program))
+    print(
+        f"CPU of the deploying command and its children: virtstack "
+        f"{samples.line('virtstack up CPU')}, docker-compose {samples.line('compose up CPU')}"
+    )
     print(
         f"({args.runs} runs; the program: imports {program['imports']:.2f} s, "
         f"declaring {program['program']:.2f} s)"
