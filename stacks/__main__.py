@@ -3,8 +3,9 @@
 import pulumi
 
 from virtstack.errors import VirtstackError
-from virtstack.program import main
+from virtstack.program import main, tune_collector
 
+tune_collector()
 try:
     main()
 except VirtstackError as exc:

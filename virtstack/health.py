@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from virtstack_components import names
 
 from virtstack.engines.base import EngineAdapter, ServerHealth, TierHealth
 from virtstack.errors import VirtstackError
-from virtstack.spec import EnvironmentSpec
+from virtstack.spec import EnvironmentSpec, TierSpec
 
 # HAProxy's CSV: `type` 2 is a server row; unresolved server-template slots sit in MAINT.
 _SERVER_ROW = "2"
@@ -46,15 +47,21 @@ def parse_stats(text: str) -> tuple[list[ServerHealth], int]:
 def lb_health(
     adapter: EngineAdapter, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any]
 ) -> list[TierHealth]:
-    """Every tier's load-balancer backends, live, read through the engine's adapter."""
-    found: list[TierHealth] = []
-    for tier in spec.tiers:
+    """Every tier's load-balancer backends, live, read through the engine's adapter.
+
+    The load balancers are asked at once: each read is an engine round trip.
+    """
+
+    def one(tier: TierSpec) -> TierHealth:
         lb = names.lb_name(names.tier_name(env, tier.name))
         try:
             text = adapter.lb_stats(spec, env, uri, outputs, tier.name)
         except (VirtstackError, OSError) as exc:
-            found.append(TierHealth(tier=tier.name, lb=lb, servers=[], error=str(exc)))
-            continue
+            return TierHealth(tier=tier.name, lb=lb, servers=[], error=str(exc))
         servers, unused = parse_stats(text)
-        found.append(TierHealth(tier=tier.name, lb=lb, servers=servers, unused_slots=unused))
-    return found
+        return TierHealth(tier=tier.name, lb=lb, servers=servers, unused_slots=unused)
+
+    if not spec.tiers:
+        return []
+    with ThreadPoolExecutor(max_workers=len(spec.tiers)) as pool:
+        return list(pool.map(one, spec.tiers))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -32,6 +33,17 @@ def stack_config() -> dict[str, Any]:
         except (TypeError, ValueError):
             config[name] = value  # a plain string
     return config
+
+
+def tune_collector() -> None:
+    """Fewer garbage-collector passes for the program's short, allocation-heavy life.
+
+    A program keeps every resource's outputs (and their asyncio tasks) until it ends, so
+    the collector's frequent young-generation passes free nothing and only rescan them:
+    on 200 tiers they were a third of the run. Call once, at the program's start.
+    """
+    gc.freeze()  # what the imports made lives as long as the process
+    gc.set_threshold(50_000, 20, 20)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from typing import IO
 
 from pulumi.automation import CommandResult, PulumiCommand
 from pulumi.automation.errors import create_command_error
+from semver import VersionInfo
 
 from virtstack.errors import RunInterruptedError
 
@@ -33,6 +34,14 @@ OnOutput = Callable[[str], None]
 
 class GracefulPulumiCommand(PulumiCommand):
     """``pulumi`` in its own session; a Ctrl-C becomes Pulumi's graceful cancel."""
+
+    def __init__(self, root: str | None = None, *, known_version: str | None = None) -> None:
+        if known_version is None:
+            super().__init__(root)
+            return
+        # The toolchain's own stamp: `pulumi version` would take a CLI start to say it.
+        self.command = os.path.join(root, "bin", "pulumi") if root else "pulumi"
+        self.version = VersionInfo.parse(known_version.removeprefix("v"))
 
     def run(
         self,

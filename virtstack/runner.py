@@ -8,36 +8,35 @@ the CLI only needs the :class:`Runner` protocol, so it is tested without Pulumi.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from virtstack import stackfiles
+from virtstack import checkpoint, stackfiles
+from virtstack.checkpoint import StackOutput
 from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.plan.events import diagnostic_lines
 from virtstack.spec import NAMESPACE
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent, Stack
+    from pulumi.automation import EngineEvent
 
+    from virtstack.automation import Stack
     from virtstack.environment import Environment, StackRef
 
 OnEvent = Callable[["EngineEvent"], None]
 
-
-@dataclass(frozen=True)
-class StackOutput:
-    """One stack output and whether Pulumi keeps it secret."""
-
-    value: Any
-    secret: bool
+__all__ = ["EventLog", "OnEvent", "PulumiRunner", "Runner", "StackOutput"]
 
 
 class Runner(Protocol):
@@ -46,6 +45,9 @@ class Runner(Protocol):
     ``up`` and ``destroy`` get the checked environment: its engine decides how many
     resource operations may run at once.
     """
+
+    def warm_up(self) -> None:
+        """Start loading what a run needs, in the background, while the engine is asked."""
 
     def init(self, ref: StackRef) -> None:
         """Create the stack in the backend unless it exists."""
@@ -62,7 +64,9 @@ class Runner(Protocol):
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None: ...
 
-    def outputs(self, ref: StackRef) -> dict[str, StackOutput]: ...
+    def outputs(self, ref: StackRef) -> dict[str, StackOutput]:
+        """The stack's outputs, secret ones masked ({} when it was never deployed)."""
+        ...
 
     def export_state(self, ref: StackRef) -> str:
         """The stack's state as JSON (``pulumi stack export``: secrets stay encrypted)."""
@@ -111,22 +115,44 @@ _GENERIC = re.compile(
 )
 
 
+_AUTOMATION = "virtstack.automation"
+_warming: list[threading.Thread] = []
+
+
+def _warmed() -> None:
+    """Wait for a warm-up import in flight: two threads importing the same package at
+    once may see it half initialised (Pulumi's modules import each other)."""
+    while _warming:
+        _warming.pop().join()
+
+
 class PulumiRunner:
-    """Pulumi's Automation API on the project's program and local file backend."""
+    """Pulumi's Automation API on the project's program and local file backend.
+
+    One runner serves one command: it opens each stack once (:mod:`virtstack.automation`
+    starts the CLI once per operation) and reads outputs from the stack's checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._stacks: dict[tuple[Path, str], Stack] = {}
 
     def _stack(self, ref: StackRef) -> Stack:
-        from pulumi import automation as auto  # slow import, Pulumi runs only
+        # The target override and a pending edit only change the config file of a run.
+        key = (Path(ref.project), ref.env)
+        if key not in self._stacks:
+            _warmed()
+            automation = importlib.import_module(_AUTOMATION)  # slow: Pulumi runs only
+            self._stacks[key] = automation.open_stack(ref)
+        return self._stacks[key]
 
-        from virtstack import toolchain
-        from virtstack.pulumicmd import GracefulPulumiCommand
-
-        env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
-        opts = auto.LocalWorkspaceOptions(
-            work_dir=str(ref.project),
-            env_vars=env_vars,
-            pulumi_command=GracefulPulumiCommand(root=str(toolchain.toolchain_dir(ref.project))),
-        )
-        return auto.create_or_select_stack(ref.env, work_dir=str(ref.project), opts=opts)
+    def warm_up(self) -> None:
+        # The Automation API takes about a second to import; the engine checks that come
+        # first mostly wait on the engine, so the import runs meanwhile.
+        if _AUTOMATION not in sys.modules and not _warming:
+            thread = threading.Thread(target=importlib.import_module, args=(_AUTOMATION,))
+            thread.daemon = True
+            thread.start()
+            _warming.append(thread)
 
     def init(self, ref: StackRef) -> None:
         with _failures("init", ref, EventLog()):
@@ -201,9 +227,13 @@ class PulumiRunner:
         with _failures("refresh", ref, log), _config_file(ref) as config_file:
             self._stack(ref).refresh(on_event=log, config_file=config_file, color="never")
 
-    def outputs(self, ref: StackRef) -> dict[str, StackOutput]:
+    def outputs(self, ref: StackRef, *, reveal: bool = False) -> dict[str, StackOutput]:
+        """The stack's outputs; ``reveal`` decrypts secret ones (two CLI starts)."""
+        if not reveal:
+            return checkpoint.outputs(ref) or {}
         with _failures("outputs", ref, EventLog()):
-            found = self._stack(ref).outputs()
+            stack = self._stack(ref)
+            found = stack.workspace.stack_outputs(stack.name)
         return {name: StackOutput(out.value, out.secret) for name, out in found.items()}
 
     def export_state(self, ref: StackRef) -> str:
@@ -284,6 +314,7 @@ def _config_file(ref: StackRef) -> Iterator[str | None]:
 @contextlib.contextmanager
 def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
     """Automation API errors as :class:`OperationError`, one line per Pulumi error."""
+    _warmed()
     from pulumi.automation import errors as auto_errors
 
     try:

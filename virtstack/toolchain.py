@@ -22,6 +22,15 @@ def toolchain_dir(project_dir: Path) -> Path:
     return Path(project_dir) / ".virtstack" / "toolchain"
 
 
+def pulumi_version(tools: Path) -> str | None:
+    """The CLI version tools/toolchain.sh stamped into the toolchain (None if unstamped)."""
+    try:
+        lines = (tools / ".complete").read_text().splitlines()
+    except OSError:
+        return None
+    return next((ln.split()[1] for ln in lines if ln.startswith("pulumi ") and " " in ln), None)
+
+
 def pulumi_home(project_dir: Path) -> Path:
     """The project's own PULUMI_HOME; its ``plugins/`` links to the toolchain's."""
     return Path(project_dir) / ".virtstack" / "pulumi-home"

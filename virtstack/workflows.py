@@ -82,14 +82,18 @@ def start(
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
     session = open_session(ref, services, environment=environment)
+    session.runner.warm_up()  # a Pulumi run follows the checks
     uri = session.environment.uri
     found = session.adapter.probe(uri)
     if not found.reachable:
         raise unreachable(session.adapter, found)
     if preflight:
         spec = session.environment.spec
-        problems = session.adapter.preflight(spec, ref.env, uri)
-        items = session.adapter.data_items(ref.env, uri)
+        # Two engine round trips that do not depend on each other: asked at once.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            checked = pool.submit(session.adapter.preflight, spec, ref.env, uri)
+            items = session.adapter.data_items(ref.env, uri)
+            problems = checked.result()
         problems += datacheck.problems(spec, ref.env, items, keep_orphans=keep_orphans)
         if problems:
             raise SpecError(problems)

@@ -281,7 +281,7 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
 def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
     upload = f"http://{dev.registry}/v2/{dev.name}/probe/blobs/uploads/"
     assert httpx.post(upload, timeout=10).status_code == 401
-    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name))
+    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name), reveal=True)
     password = outputs["registry_password"]
     assert password.secret
     user = outputs["registry_username"].value

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-import pulumi
-import pulumi_docker as docker
-from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
-from virtstack_components.docker.placement import DockerPlacement
-from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
-from virtstack_components.stack import ServiceStack, ServiceStackArgs
+from typing import TYPE_CHECKING
 
 from virtstack.engines.docker import ADAPTER
 from virtstack.spec import EnvironmentSpec, SecretRef, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import (
-    credentials,
-    push_image,
-    registry_outputs,
-    stack_outputs,
-    stack_tiers,
-)
+
+if TYPE_CHECKING:
+    import pulumi
+
+# Pulumi, its Docker SDK and the components are imported by `deploy` alone: every
+# command discovers every target, and only the program of a container stack deploys.
 
 
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Registry, tier networks, replicas and load balancers on one Docker engine."""
+    import pulumi_docker as docker
+    from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+    from virtstack_components.docker.placement import DockerPlacement
+    from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
+    from virtstack_components.stack import ServiceStack, ServiceStackArgs
+
+    from virtstack.targets.convert import (
+        credentials,
+        push_image,
+        registry_outputs,
+        stack_outputs,
+        stack_tiers,
+    )
+
     uri = TARGET.uri(spec)
     reg = spec.registry
     auth = (

@@ -1,27 +1,35 @@
-"""Spec sections as component arguments, shared by every target."""
+"""Spec sections as component arguments, shared by every target.
+
+The components are imported by the functions that use them: discovering the targets
+imports this module too, and only a program needs Pulumi.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-
-import pulumi
-import pulumi_docker as docker
-from virtstack_components.docker.registry import ContainerRegistry
-from virtstack_components.libvirt.registry import VmRegistry
-from virtstack_components.registry import Credentials
-from virtstack_components.stack import ServiceStack, StackTier
-from virtstack_components.swarm.registry import SwarmRegistry
-from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
+from typing import TYPE_CHECKING
 
 from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec
 from virtstack.targets.base import DeployContext
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_docker as docker
+    from virtstack_components.docker.registry import ContainerRegistry
+    from virtstack_components.libvirt.registry import VmRegistry
+    from virtstack_components.registry import Credentials
+    from virtstack_components.stack import ServiceStack, StackTier
+    from virtstack_components.swarm.registry import SwarmRegistry
+    from virtstack_components.tier import TierArgs
 
 
 def tier_args(
     tier: TierSpec, image: pulumi.Input[str], secrets: Mapping[str, pulumi.Input[str]]
 ) -> TierArgs:
     """A spec tier as the components want it (shared by every target)."""
+    from virtstack_components.tier import DataVolume, HealthCheck, Publish, TierArgs
+
     h = tier.health
     return TierArgs(
         image=image,
@@ -49,6 +57,8 @@ def stack_tiers(
     spec: EnvironmentSpec, ctx: DeployContext, images: Mapping[str, pulumi.Input[str]]
 ) -> list[StackTier]:
     """Every spec tier with its upstream and network CIDR."""
+    from virtstack_components.stack import StackTier
+
     return [
         StackTier(
             name=t.name,
@@ -62,6 +72,8 @@ def stack_tiers(
 
 def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
     """Who may push to and pull from the environment's registry."""
+    from virtstack_components.registry import Credentials
+
     reg = spec.registry
     return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
 
@@ -102,6 +114,9 @@ def push_image(
 
     A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
     """
+    import pulumi
+    import pulumi_docker as docker
+
     slug = _slug(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     target = pulumi.Output.concat(endpoint, "/", image)

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import pulumi
-import pulumi_libvirt as libvirt
-from virtstack_components.cloudinit import user_data
-from virtstack_components.libvirt.container_host import ContainerHost, ContainerHostArgs
-from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestImage
-from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
-from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
-from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
-from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
-from virtstack_components.stack import ServiceStack, ServiceStackArgs
+from typing import TYPE_CHECKING
 
 from virtstack import naming
 from virtstack.engines.libvirt import ADAPTER
@@ -19,7 +10,9 @@ from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
+
+if TYPE_CHECKING:
+    from virtstack_components.libvirt.placement import LibvirtPlacement
 
 
 def vm_problems(spec: EnvironmentSpec) -> list[str]:
@@ -44,6 +37,21 @@ def deploy_vms(
     target: Target, domain_type: str, spec: EnvironmentSpec, ctx: DeployContext
 ) -> Outputs:
     """Pool, networks, guest image, then the spec's tiers, registry, VMs and hosts as VMs."""
+    # Imported here, not with the module: every command discovers every target, and only
+    # the program of a VM stack needs Pulumi's libvirt SDK.
+    import pulumi
+    import pulumi_libvirt as libvirt
+    from virtstack_components.cloudinit import user_data
+    from virtstack_components.libvirt.container_host import ContainerHost, ContainerHostArgs
+    from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestImage
+    from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
+    from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
+    from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
+    from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
+    from virtstack_components.stack import ServiceStack, ServiceStackArgs
+
+    from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
+
     problems = check_guest_image(spec)
     if problems:
         raise SpecError(problems)

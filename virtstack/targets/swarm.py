@@ -6,27 +6,34 @@ every service uses DNS round robin and each tier's HAProxy finds the tasks by DN
 
 from __future__ import annotations
 
-import pulumi
-import pulumi_docker as docker
-from virtstack_components.stack import ServiceStack, ServiceStackArgs
-from virtstack_components.swarm.network import SwarmNetwork, SwarmNetworkArgs
-from virtstack_components.swarm.placement import SwarmPlacement
-from virtstack_components.swarm.registry import SwarmRegistry, SwarmRegistryArgs
+from typing import TYPE_CHECKING
 
 from virtstack.engines.swarm import ADAPTER
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
-from virtstack.targets.convert import (
-    credentials,
-    push_image,
-    registry_outputs,
-    stack_outputs,
-    stack_tiers,
-)
+
+if TYPE_CHECKING:
+    import pulumi
 
 
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """A registry service, overlay networks, tier services and their load balancers."""
+    # Imported here: every command discovers every target, only a swarm program deploys.
+    import pulumi
+    import pulumi_docker as docker
+    from virtstack_components.stack import ServiceStack, ServiceStackArgs
+    from virtstack_components.swarm.network import SwarmNetwork, SwarmNetworkArgs
+    from virtstack_components.swarm.placement import SwarmPlacement
+    from virtstack_components.swarm.registry import SwarmRegistry, SwarmRegistryArgs
+
+    from virtstack.targets.convert import (
+        credentials,
+        push_image,
+        registry_outputs,
+        stack_outputs,
+        stack_tiers,
+    )
+
     uri = TARGET.uri(spec)
     reg = spec.registry
     manager = ADAPTER.manager_address(uri)
