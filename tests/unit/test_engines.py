@@ -282,11 +282,137 @@ def test_container_lbs_are_read_through_docker_exec(monkeypatch: pytest.MonkeyPa
     ]  # fmt: skip
 
 
-def test_vm_lbs_need_their_address_in_the_outputs() -> None:
-    with pytest.raises(EngineCommandError, match=r"lab-web-lb: no address in the stack outputs"):
-        LIBVIRT.lb_stats.retry_with(stop=lambda state: True)(  # type: ignore[attr-defined]
-            LIBVIRT, spec_of("lab"), "lab", "qemu:///system", {}, "web"
-        )
+def test_vm_lb_stats_are_read_inside_the_vm_through_the_guest_agent(monkeypatch) -> None:
+    import base64
+    import json
+
+    asked: list[list[str]] = []
+    answers = iter(
+        [
+            '{"return": {"pid": 7}}',
+            '{"return": {"exited": false}}',
+            json.dumps(
+                {"return": {"exited": True, "exitcode": 0,
+                            "out-data": base64.b64encode(b"# pxname,svname\n").decode()}}
+            ),
+        ]
+    )  # fmt: skip
+
+    def fake_run(argv, *, uri, timeout=hostcmd.DEFAULT_TIMEOUT):
+        asked.append(list(argv))
+        return next(answers)
+
+    monkeypatch.setattr(hostcmd, "run", fake_run)
+    uri = hostcmd.EngineUri("qemu+ssh://root@h/system", ["-i", "/k"])
+    text = LIBVIRT.lb_stats(spec_of("lab"), "lab", uri, {}, "web")
+    assert text == "# pxname,svname\n"
+    # Over the engine's own connection (the URI with its ssh options), not HTTP from here.
+    assert all(a[:4] == ["virsh", "--quiet", "-c", uri] for a in asked)
+    assert all(getattr(a[3], "ssh_opts", None) == ("-i", "/k") for a in asked)
+    request = json.loads(asked[0][-1])
+    assert asked[0][-2] == "lab-web-lb"
+    assert request["arguments"]["path"] == "busybox"
+    assert request["arguments"]["arg"][-1] == "http://127.0.0.1:8404/stats;csv"
+
+
+def test_ssh_engines_get_their_options_through_a_private_ssh(tmp_path: Path) -> None:
+    # A stand-in client prints which ssh it would run and that ssh's script.
+    client = tmp_path / "client"
+    client.write_text(
+        '#!/bin/sh\nssh=$(command -v ssh); echo "$ssh"\n'
+        'case "$ssh" in */virtstack-ssh-*) cat "$ssh";; esac\n'
+    )
+    client.chmod(0o755)
+    uri = hostcmd.EngineUri("ssh://root@h", ["-i", "/k ey", "-o", "UserKnownHostsFile=/kh"])
+    out = hostcmd.run([str(client)], uri=uri).splitlines()
+    wrapper = out[2]
+    assert out[0].startswith("/tmp/virtstack-ssh-")
+    assert not Path(out[0]).exists()  # removed after the run
+    for expected in ("'/k ey'", "UserKnownHostsFile=/kh", "BatchMode=yes"):
+        assert expected in wrapper
+    assert f"ConnectTimeout={hostcmd.SSH_CONNECT_TIMEOUT}" in wrapper
+    # Options the user gave come first: ssh keeps an option's first value.
+    assert wrapper.index("/k ey") < wrapper.index("BatchMode")
+    # A local engine runs the clients as they are.
+    local = hostcmd.run([str(client)], uri="unix:///var/run/docker.sock").splitlines()
+    assert not local[0].startswith("/tmp/virtstack-ssh-")
+
+
+def test_tcp_engines_with_tls_give_docker_their_certificates() -> None:
+    uri = hostcmd.EngineUri("tcp://h:2376", tls=("/ca", "/cert", "/key"))
+    assert hostcmd.docker_argv(uri, "ps")[2:] == [
+        "tcp://h:2376", "--tlsverify", "--tlscacert", "/ca", "--tlscert", "/cert",
+        "--tlskey", "/key", "ps",
+    ]  # fmt: skip
+
+
+def test_virsh_reasons_follow_its_generic_first_line() -> None:
+    text = (
+        "error: failed to connect to the hypervisor\n"
+        "error: Cannot recv data: Host key verification failed.\n"
+    )
+    assert hostcmd.first_line(text) == (
+        "failed to connect to the hypervisor: Cannot recv data: Host key verification failed."
+    )
+
+
+def test_the_libvirt_provider_gets_ssh_options_as_uri_parameters() -> None:
+    from virtstack.engines.libvirt import provider_uri, ssh_problems
+
+    uri = hostcmd.EngineUri(
+        "qemu+ssh://root@127.0.0.1/system",
+        ["-i", "/k", "-o", "UserKnownHostsFile=/kh", "-oBatchMode=yes", "-p", "2222"],
+    )
+    assert provider_uri(uri) == (
+        "qemu+ssh://root@127.0.0.1:2222/system?keyfile=%2Fk&sshauth=privkey&knownhosts=%2Fkh"
+    )
+    assert provider_uri(hostcmd.EngineUri("qemu:///system")) == "qemu:///system"
+    jump = hostcmd.EngineUri("qemu+ssh://h/system", ["-i", "/k", "-J", "bastion"])
+    assert ssh_problems(jump) == [
+        "virtstack:engine.ssh_opts[2]: the libvirt provider's ssh client cannot take "
+        "ProxyJump (it takes -i, UserKnownHostsFile, StrictHostKeyChecking, Port, User)"
+    ]
+
+
+def test_kvm_works_only_with_virtualization_extensions(monkeypatch) -> None:
+    def host(features: str, kvm_ok: bool = True):
+        def fake_run(argv, *, uri, timeout=hostcmd.DEFAULT_TIMEOUT):
+            if "domcapabilities" in argv:
+                if not kvm_ok:
+                    raise EngineCommandError(f"{uri}: invalid argument: KVM is not supported")
+                return "<domainCapabilities/>"
+            return f"<capabilities><host><cpu>{features}</cpu></host></capabilities>"
+
+        monkeypatch.setattr(hostcmd, "run", fake_run)
+
+    host("<feature name='vmx'/>")
+    assert LIBVIRT.kvm_problem("qemu:///system") is None
+    host("<feature name='hypervisor'/>")
+    assert LIBVIRT.kvm_problem("qemu:///system") == (
+        "the host CPU has no virtualization extensions (vmx/svm)"
+    )
+    host("<feature name='svm'/>", kvm_ok=False)
+    assert LIBVIRT.kvm_problem("qemu:///system") == (
+        "libvirt offers no kvm domains (invalid argument: KVM is not supported)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (["-i /k"], "[0]: '-i /k': give the option and its value as two items"),
+        (["-o"], "[0]: '-o' needs a value"),
+        (["-oBatchMode"], "[0]: 'BatchMode': write -o Keyword=value"),
+        (["-i", "/k", "nope"], "[2]: 'nope' is not an ssh option (start with '-')"),
+        (["-R", "1:h:2"], "[0]: '-R': virtstack does not pass ssh option -R"),
+    ],
+)  # fmt: skip
+def test_ssh_options_ssh_would_misread_are_refused(opts: list[str], message: str) -> None:
+    from virtstack.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"virtstack:target": "container", "virtstack:engine": {"ssh_opts": opts}})
+    assert caught.value.problems == ["virtstack:engine.ssh_opts" + message]
 
 
 def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monkeypatch) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import urllib.request
+import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from virtstack_components import names
 
 from virtstack import images, naming
-from virtstack.engines import hostcmd
+from virtstack.engines import hostcmd, sshopts
 from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -20,6 +23,60 @@ from virtstack.spec import EnvironmentSpec, key
 
 # Data disks carry the image format as a suffix in the pool.
 DISK_SUFFIX = ".qcow2"
+
+# ssh options that change nothing for the libvirt provider's own ssh client, which
+# never prompts and has a connect timeout of its own.
+_HARMLESS = {"BatchMode", "ConnectTimeout", "IdentitiesOnly", "ServerAliveInterval",
+             "ServerAliveCountMax", "LogLevel", "-q", "-v", "-T", "-4", "-6"}  # fmt: skip
+
+
+def provider_uri(uri: str) -> str:
+    """The libvirt provider's URI for an engine: its ssh options as URI parameters.
+
+    The provider speaks ssh with a client of its own that reads no ssh options, only
+    ``keyfile=`` and ``knownhosts=`` (and ``known_hosts_verify=ignore``) in the URI. An
+    option it cannot honour raises :class:`sshopts.SshOptionError` (see
+    :func:`ssh_problems`): silently dropping it would reach the host some other way.
+    """
+    opts = list(sshopts.parse(hostcmd.ssh_opts_of(uri)))
+    if not opts:
+        return str(uri)
+    if not hostcmd.over_ssh(uri):
+        raise sshopts.SshOptionError(opts[0].index, f"{uri} is not reached over ssh")
+    parts = urlsplit(str(uri))
+    params = dict(parse_qsl(parts.query))
+    user, host, port = parts.username, parts.hostname or "", parts.port
+    for opt in opts:
+        value = opt.value
+        if opt.name == "IdentityFile":
+            params.setdefault("keyfile", value)
+            params.setdefault("sshauth", "privkey")
+        elif opt.name == "UserKnownHostsFile":
+            params.setdefault("knownhosts", value)
+        elif opt.name == "StrictHostKeyChecking":
+            if value.lower() == "no":
+                params.setdefault("known_hosts_verify", "ignore")
+        elif opt.name == "Port":
+            port = port or int(value)
+        elif opt.name == "User":
+            user = user or value
+        elif opt.name not in _HARMLESS:
+            raise sshopts.SshOptionError(
+                opt.index,
+                f"the libvirt provider's ssh client cannot take {opt.name} "
+                "(it takes -i, UserKnownHostsFile, StrictHostKeyChecking, Port, User)",
+            )
+    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(params), parts.fragment))
+
+
+def ssh_problems(uri: str) -> list[str]:
+    """``engine.ssh_opts`` entries the libvirt provider cannot honour, one line each."""
+    try:
+        provider_uri(uri)
+    except sshopts.SshOptionError as exc:
+        return [f"{key('engine', 'ssh_opts', exc.index)}: {exc}"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -95,6 +152,23 @@ class LibvirtAdapter:
                 return int(value.split()[0]) // 1024  # KiB
         raise EngineCommandError(f"{uri}: virsh nodeinfo reported no memory size")
 
+    def kvm_problem(self, uri: str) -> str | None:
+        """Why guests cannot run under KVM on the host, or None when they can.
+
+        libvirt must offer the ``kvm`` domain type (the device is there and usable), and the
+        host CPU must have virtualization extensions (vmx/svm): without them, as in a VM
+        without nested virtualization, /dev/kvm opens but guests never boot.
+        """
+        try:
+            hostcmd.run(hostcmd.virsh_argv(uri, "domcapabilities", "--virttype", "kvm"), uri=uri)
+        except EngineCommandError as exc:
+            return f"libvirt offers no kvm domains ({str(exc).removeprefix(f'{uri}: ')})"
+        caps = ET.fromstring(hostcmd.run(hostcmd.virsh_argv(uri, "capabilities"), uri=uri))
+        features = {f.get("name") for f in caps.iterfind("host/cpu/feature")}
+        if not features & {"vmx", "svm"}:
+            return "the host CPU has no virtualization extensions (vmx/svm)"
+        return None
+
     def kept_data(self, uri: str, pool: str) -> KeptData:
         """What an earlier deployment kept in data pool ``pool`` (the program adopts it)."""
         return KeptData(uri, pool)
@@ -163,17 +237,39 @@ class LibvirtAdapter:
     def lb_stats(
         self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
     ) -> str:
-        """Read from the load-balancer VM's stats port, at its address in the outputs."""
-        tiers = outputs.get("tiers") or {}
-        endpoint = str((tiers.get(tier) or {}).get("endpoint") or "")
-        host = endpoint.rpartition(":")[0]
+        """Read inside the load-balancer VM, through its guest agent over the engine's own
+        connection: neither the VM's network nor its stats port need be reachable from here."""
         lb = names.lb_name(names.tier_name(env, tier))
-        if not host:
-            raise EngineCommandError(f"{lb}: no address in the stack outputs (run up)")
-        url = f"http://{host}:{names.STATS_PORT}{names.STATS_CSV_PATH}"
-        with urllib.request.urlopen(url, timeout=hostcmd.DEFAULT_TIMEOUT) as response:
-            body: bytes = response.read()
-        return body.decode()
+        url = f"http://127.0.0.1:{names.STATS_PORT}{names.STATS_CSV_PATH}"
+        return self.guest_exec(uri, lb, "busybox", "wget", "-q", "-O-", url)
+
+    def guest_exec(self, uri: str, domain: str, *argv: str) -> str:
+        """stdout of ``argv`` run inside ``domain`` by its QEMU guest agent."""
+        started = self._agent(
+            uri, domain, "guest-exec", path=argv[0], arg=list(argv[1:]), **{"capture-output": True}
+        )
+        status = self._exited(uri, domain, int(started["pid"]))
+        out = base64.b64decode(str(status.get("out-data", ""))).decode(errors="replace")
+        if status.get("exitcode") != 0:
+            err = base64.b64decode(str(status.get("err-data", ""))).decode(errors="replace")
+            raise EngineCommandError(
+                f"{uri}: {domain}: {argv[0]} exited {status.get('exitcode')}: "
+                f"{hostcmd.first_line(err or out)}"
+            )
+        return out
+
+    @hostcmd.retry_until_exited
+    def _exited(self, uri: str, domain: str, pid: int) -> dict[str, Any]:
+        status = self._agent(uri, domain, "guest-exec-status", pid=pid)
+        if not status.get("exited"):
+            raise hostcmd.StillRunningError(f"{uri}: {domain}: pid {pid} still running")
+        return status
+
+    def _agent(self, uri: str, domain: str, command: str, **arguments: Any) -> dict[str, Any]:
+        request = json.dumps({"execute": command, "arguments": arguments})
+        out = hostcmd.run(hostcmd.virsh_argv(uri, "qemu-agent-command", domain, request), uri=uri)
+        answer: dict[str, Any] = json.loads(out)["return"]
+        return answer
 
 
 ADAPTER = LibvirtAdapter()

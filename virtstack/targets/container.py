@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pulumi
 import pulumi_docker as docker
@@ -12,7 +15,7 @@ from virtstack_components.docker.registry import ContainerRegistry, ContainerReg
 from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
 from virtstack.engines.docker import ADAPTER
-from virtstack.spec import EnvironmentSpec
+from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
@@ -60,6 +63,46 @@ def _push(
     return pulled.repo_digest
 
 
+def check_engine(spec: EnvironmentSpec) -> Iterator[str]:
+    """A ``tcp://`` engine needs client certificates, or ``insecure: true`` said out loud."""
+    engine = spec.engine
+    scheme = urlsplit(TARGET.uri(spec)).scheme
+    if scheme == "tcp" and engine.tls is None and not engine.insecure:
+        yield (
+            f"{key('engine', 'uri')}: a tcp:// Docker engine without TLS lets anyone on the "
+            f"network run containers as root: give {key('engine', 'tls')} (ca, cert, key) "
+            f"or set {key('engine', 'insecure')}: true"
+        )
+    if engine.tls is not None:
+        if scheme != "tcp":
+            yield f"{key('engine', 'tls')}: only tcp:// engines take client certificates"
+        for field in ("ca", "cert", "key"):
+            path = Path(getattr(engine.tls, field))
+            if not path.is_file():
+                yield f"{key('engine', 'tls', field)}: {path} is not a file"
+    if engine.ssh_opts and scheme != "ssh":
+        yield f"{key('engine', 'ssh_opts')}: only ssh:// engines take ssh options"
+
+
+def _tls(
+    spec: EnvironmentSpec, uri: str
+) -> tuple[str | None, str | None, pulumi.Output[str] | None]:
+    """CA, client certificate and (secret) key for the provider; warns about plain TCP."""
+    tls = spec.engine.tls
+    if tls is None:
+        if urlsplit(uri).scheme == "tcp":
+            pulumi.log.warn(
+                f"{uri}: plain TCP without TLS ({key('engine', 'insecure')}: true): anyone "
+                "who can reach that port controls the engine"
+            )
+        return None, None, None
+    return (
+        Path(tls.ca).read_text(),
+        Path(tls.cert).read_text(),
+        pulumi.Output.secret(Path(tls.key).read_text()),
+    )
+
+
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Registry, tier networks, replicas and load balancers on one Docker engine."""
     uri = TARGET.uri(spec)
@@ -77,11 +120,15 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         if reg.enabled and reg.auth
         else None
     )
+    ca, cert, tls_key = _tls(spec, uri)
     provider = docker.Provider(
         f"{ctx.env}-docker",
         host=uri,
         ssh_opts=spec.engine.ssh_opts or None,
         registry_auth=auth,
+        ca_material=ca,
+        cert_material=cert,
+        key_material=tls_key,
     )
     placement = DockerPlacement(namespace=ctx.env, provider=provider, lb_image=spec.images.lb)
     outputs: dict[str, object] = {"target": TARGET.name, "engine": uri}
@@ -119,7 +166,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
 
 TARGET = Target(
     name="container",
-    summary="containers on a Docker engine: local, or remote over ssh://",
+    summary="containers on a Docker engine: local, remote over ssh://, or tcp:// with TLS",
     adapter=ADAPTER,
     default_uri="unix:///var/run/docker.sock",
     uri_schemes=("unix", "ssh", "tcp"),
@@ -133,4 +180,5 @@ TARGET = Target(
         }
     ),
     deploy=deploy,
+    extra_checks=check_engine,
 )
