@@ -34,7 +34,9 @@ class DockerAdapter:
             argv = hostcmd.docker_argv(uri, "version", "--format", "{{.Server.Version}}")
             version = hostcmd.run(argv, uri=uri, timeout=hostcmd.PROBE_TIMEOUT).strip()
         except (EngineUnreachableError, EngineCommandError) as exc:
-            return hostcmd.unreachable(self.kind, uri, exc)
+            # Over ssh, the docker client wraps ssh's own words in a paragraph of its own.
+            said = str(exc).partition("stderr=")[2].strip()
+            return hostcmd.unreachable(self.kind, uri, type(exc)(f"ssh: {said}") if said else exc)
         return Reachability(engine=self.kind, uri=uri, reachable=True, detail=f"Docker {version}")
 
     def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:

@@ -1,0 +1,223 @@
+"""Remote engines for real: ssh:// Docker and qemu+ssh:// libvirt through an sshd of our own.
+
+The module starts an OpenSSH server on this machine's loopback with its own config, host
+key and a throwaway client key (the system's ssh configuration is untouched), so the
+remote code paths run for real: the dev shape deployed over ``ssh://root@127.0.0.1`` and
+checked from outside (HTTP through its load balancer, ``status``, ``scale``, no drift),
+with every login counted in the sshd's log to prove the remote path was taken; and engines
+that cannot be reached (a wrong ssh option, a host that never answers) stop ``up`` with
+one line naming the engine and nothing created.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.harness import PREFIX, remove_leftovers, run
+from tests.engine.test_container_target import dev_config, wait_for_replicas
+from tests.support import free_port, unavailable
+from virtstack.stackfiles import stack_file
+
+pytestmark = pytest.mark.engine
+
+SSHD_CONFIG = """\
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {dir}/host_ed25519
+PidFile {dir}/sshd.pid
+AuthorizedKeysFile {dir}/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+# The keys live under /tmp, which sshd's ownership checks refuse.
+StrictModes no
+LogLevel VERBOSE
+"""
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    key: Path
+    known_hosts: Path
+    log: Path
+
+    def opts(self, **override: str) -> list[str]:
+        """``engine.ssh_opts`` that reach this server (URIs carry no port: -o Port does)."""
+        options = {
+            "Port": str(self.port),
+            "UserKnownHostsFile": str(self.known_hosts),
+            "StrictHostKeyChecking": "yes",
+            "IdentitiesOnly": "yes",
+        } | override
+        return ["-i", str(self.key), *(t for k, v in options.items() for t in ("-o", f"{k}={v}"))]
+
+    def logins(self) -> int:
+        """Public-key logins the server accepted so far."""
+        return self.log.read_text().count("Accepted publickey for root")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not Path(binary).exists():
+        unavailable("no sshd (apt-get install openssh-server)")
+    folder = tmp_path_factory.mktemp("sshd")
+    port = free_port()
+    for name in ("host_ed25519", "client_ed25519"):
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name))
+    (folder / "authorized_keys").write_text((folder / "client_ed25519.pub").read_text())
+    host_key = (folder / "host_ed25519.pub").read_text().split()
+    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    config = folder / "sshd_config"
+    config.write_text(SSHD_CONFIG.format(port=port, dir=folder))
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    run(binary, "-t", "-f", str(config))
+    log = folder / "sshd.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while "Server listening" not in log.read_text():
+            assert server.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield Sshd(
+            port=port, key=folder / "client_ed25519", known_hosts=folder / "known_hosts", log=log
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@dataclass
+class RemoteEnv:
+    project: Path
+    name: str
+    url: str
+
+    def run(self, *args: str) -> str:
+        return ok(self.project, *args).output
+
+
+@pytest.fixture(scope="module")
+def remote_dev(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteEnv]:
+    """The dev shape on ``ssh://root@127.0.0.1``: this machine's engine, reached over ssh."""
+    project = make_project(tmp_path_factory.mktemp("remote-dev"))
+    name = f"{PREFIX}rdev-{secrets.token_hex(3)}"
+    web_port, registry_port = free_port(), free_port()
+    config = dev_config(web_port, registry_port)
+    config["virtstack:engine"] = {"uri": "ssh://root@127.0.0.1", "ssh_opts": sshd.opts()}
+    stack_file(project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    env = RemoteEnv(project=project, name=name, url=f"http://127.0.0.1:{web_port}/")
+    try:
+        before = sshd.logins()
+        env.run("up", name, "--yes")
+        # Every client (probe, preflight, the provider) logged in over ssh.
+        assert sshd.logins() > before
+        yield env
+    finally:
+        cli(project, "destroy", name, "--yes", "--delete-data")
+        tags = run(
+            "docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
+            "--filter", f"reference=127.0.0.1:{registry_port}/*/*",
+        ).stdout  # fmt: skip
+        for tag in tags.split():
+            run("docker", "image", "rm", tag, check=False)
+        leftovers = remove_leftovers(name)
+        assert leftovers == [], f"destroy left {leftovers}"
+
+
+def test_dev_over_ssh_serves_through_its_load_balancer(remote_dev: RemoteEnv) -> None:
+    wait_for_replicas(remote_dev.url, {f"{remote_dev.name}-web-0", f"{remote_dev.name}-web-1"})
+
+
+def test_status_reads_backends_over_ssh(remote_dev: RemoteEnv, sshd: Sshd) -> None:
+    before = sshd.logins()
+    shown = json.loads(remote_dev.run("status", remote_dev.name, "--json"))
+    assert shown["reachable"] is True
+    backends = {t["tier"]: [s["status"] for s in t["servers"]] for t in shown["health"]}
+    assert set(backends) == {"web", "app", "db"}
+    assert all(s.startswith("UP") for statuses in backends.values() for s in statuses), backends
+    assert sshd.logins() > before
+
+
+def test_scale_over_ssh_then_nothing_drifts(remote_dev: RemoteEnv) -> None:
+    env = remote_dev
+    env.run("scale", env.name, "web", "3")
+    wait_for_replicas(env.url, {f"{env.name}-web-{i}" for i in range(3)})
+    counts = json.loads(env.run("preview", env.name, "--json"))["counts"]
+    assert {k: v for k, v in counts.items() if k != "same" and v} == {}
+
+
+def _new_env(project: Path, target: str, uri: str, opts: list[str]) -> str:
+    name = f"{PREFIX}bad-{secrets.token_hex(3)}"
+    config: dict[str, object] = {
+        "virtstack:target": target,
+        "virtstack:engine": {"uri": uri, "ssh_opts": opts},
+    }
+    if target == "container":
+        config["virtstack:tiers"] = [{"name": "web", "image": "virtstack/busybox:1"}]
+    else:
+        config["virtstack:networks"] = [{"name": "net", "cidr": "192.168.250.0/24"}]
+    stack_file(project, name).write_text(yaml.safe_dump({"config": config}))
+    return name
+
+
+@pytest.fixture(scope="module")
+def silent_host() -> Iterator[int]:
+    """A port that accepts connections and never says a word (an unreachable host)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("target", "uri"),
+    [("container", "ssh://root@127.0.0.1"), ("hypervisor", "qemu+ssh://root@127.0.0.1/system")],
+)
+@pytest.mark.parametrize("fault", ["wrong known_hosts", "silent host"])
+def test_an_engine_ssh_cannot_reach_stops_up_in_one_line(
+    sshd: Sshd,
+    silent_host: int,
+    tmp_path: Path,
+    target: str,
+    uri: str,
+    fault: str,
+) -> None:
+    project = make_project(tmp_path)
+    empty = tmp_path / "known_hosts"
+    empty.touch()
+    opts = (
+        sshd.opts(UserKnownHostsFile=str(empty))
+        if fault == "wrong known_hosts"
+        else sshd.opts(Port=str(silent_host))
+    )
+    name = _new_env(project, target, uri, opts)
+    started = time.monotonic()
+    result = cli(project, "up", name, "--yes")
+    assert result.exit_code == 1, result.output
+    [line] = result.stderr.strip().splitlines()
+    kind = "docker" if target == "container" else "libvirt"
+    assert line.startswith(f"error: {uri}: {kind} engine not reachable ("), line
+    detail = "host key" if fault == "wrong known_hosts" else "timed out"
+    assert re.search(detail, line, re.IGNORECASE), line
+    assert time.monotonic() - started < 60
+    assert remove_leftovers(name) == []  # nothing was created
