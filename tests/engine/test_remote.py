@@ -4,9 +4,11 @@ The module starts an OpenSSH server on this machine's loopback with its own conf
 key and a throwaway client key (the system's ssh configuration is untouched), so the
 remote code paths run for real: the dev shape deployed over ``ssh://root@127.0.0.1`` and
 checked from outside (HTTP through its load balancer, ``status``, ``scale``, no drift),
-with every login counted in the sshd's log to prove the remote path was taken; and engines
-that cannot be reached (a wrong ssh option, a host that never answers) stop ``up`` with
-one line naming the engine and nothing created.
+with every login counted in the sshd's log to prove the remote path was taken; the lab
+shape on the hypervisor target over ``qemu+ssh://root@127.0.0.1/system`` (backends read
+through that connection), with a container environment deployed onto its container host
+from the images in its registry; and engines that cannot be reached (a wrong ssh option,
+a host that never answers) stop ``up`` with one line naming the engine, nothing created.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import pytest
 import yaml
 
 from tests.engine.cli_support import cli, make_project, ok
-from tests.engine.harness import PREFIX, remove_leftovers, run
+from tests.engine.guest import cloud_init_done
+from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
 from tests.engine.test_container_target import dev_config, wait_for_replicas
+from tests.engine.test_vm_targets import free_subnet
 from tests.support import free_port, unavailable
-from virtstack.stackfiles import stack_file
+from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine
 
@@ -221,3 +225,141 @@ def test_an_engine_ssh_cannot_reach_stops_up_in_one_line(
     assert re.search(detail, line, re.IGNORECASE), line
     assert time.monotonic() - started < 60
     assert remove_leftovers(name) == []  # nothing was created
+
+
+# -- the lab shape on the hypervisor target over qemu+ssh, and a container host in use ---
+
+
+@dataclass
+class RemoteLab:
+    project: Path
+    name: str
+    up_output: str
+
+    def outputs(self) -> dict[str, object]:
+        found: dict[str, object] = json.loads(
+            ok(self.project, "status", self.name, "--json").output
+        )["outputs"]
+        return found
+
+    def domains(self) -> list[str]:
+        names = virsh("list", "--all", "--name").stdout.split()
+        return sorted(n for n in names if n.startswith(f"{self.name}-"))
+
+
+@pytest.fixture(scope="module")
+def remote_lab(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteLab]:
+    """lab on the hypervisor target over qemu+ssh: a web VM behind an HAProxy VM, the
+    registry VM and a container host that accepts the test's key."""
+    project = make_project(tmp_path_factory.mktemp("remote-lab"))
+    name = f"{PREFIX}rlab-{secrets.token_hex(2)}"
+    config = read_config(PROJECT, "lab")
+    config["virtstack:target"] = "hypervisor"
+    config["virtstack:engine"] = {
+        "uri": "qemu+ssh://root@127.0.0.1/system",
+        "ssh_opts": sshd.opts(),
+    }
+    config["virtstack:networks"] = [{"name": "net", "cidr": free_subnet()}]
+    config["virtstack:tiers"][0]["replicas"] = 1
+    config["virtstack:registry"] = {"enabled": True, "auth": False, "size_gib": 2}
+    config["virtstack:container_hosts"][0]["ssh_authorized_keys"] = [
+        Path(f"{sshd.key}.pub").read_text().strip()
+    ]
+    stack_file(project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    try:
+        before = sshd.logins()
+        output = ok(project, "up", name, "--yes").output
+        assert sshd.logins() > before
+        lab = RemoteLab(project=project, name=name, up_output=output)
+        for domain in lab.domains():
+            cloud_init_done(domain)
+        yield lab
+    finally:
+        cli(project, "destroy", name, "--yes", "--delete-data")
+        leftovers = remove_leftovers(name)
+        assert leftovers == [], f"destroy left {leftovers}"
+
+
+def test_lab_over_qemu_ssh_falls_back_to_emulation_plainly_and_autostarts(
+    remote_lab: RemoteLab,
+) -> None:
+    n = remote_lab.name
+    assert remote_lab.domains() == sorted(
+        [f"{n}-docker", f"{n}-registry", f"{n}-web-0", f"{n}-web-lb"]
+    )
+    # KVM does not work on this machine (no vmx/svm): the probe says so and uses QEMU.
+    assert "KVM does not work on this host" in remote_lab.up_output
+    for domain in remote_lab.domains():
+        assert "<domain type='qemu'" in virsh("dumpxml", domain).stdout
+        assert re.search(r"Autostart:\s+enable", virsh("dominfo", domain).stdout)
+
+
+def test_status_reads_vm_backends_through_the_remote_connection(
+    remote_lab: RemoteLab, sshd: Sshd
+) -> None:
+    before = sshd.logins()
+    shown = json.loads(ok(remote_lab.project, "status", remote_lab.name, "--json").output)
+    assert shown["reachable"] is True
+    [web] = shown["health"]
+    assert web["error"] is None, web
+    assert [s["status"] for s in web["servers"]] == ["UP"], web
+    assert sshd.logins() > before
+
+
+def test_a_container_environment_deploys_onto_the_container_host(
+    remote_lab: RemoteLab, tmp_path: Path, sshd: Sshd
+) -> None:
+    outputs = remote_lab.outputs()
+    host = outputs["container_hosts"][f"{remote_lab.name}-docker"]  # type: ignore[index]
+    registry = str(outputs["registry"])
+    uri = host["uri"]
+    assert uri.startswith("ssh://virtstack@")
+    address = uri.rpartition("@")[2]
+    opts = [
+        "-i", str(sshd.key), "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+        "-o", "StrictHostKeyChecking=accept-new",
+    ]  # fmt: skip
+    ssh = ["ssh", *opts, "-o", "BatchMode=yes", f"virtstack@{address}"]
+    # The host gets the load balancers' image as any fresh engine would (images/build.sh);
+    # the web image reaches it only through the VM environment's registry.
+    save = subprocess.Popen(
+        ["docker", "save", "virtstack/base:bookworm-1", "virtstack/demo:1"],
+        stdout=subprocess.PIPE,
+    )
+    loaded = subprocess.run(
+        [*ssh, "docker", "load"], stdin=save.stdout, capture_output=True, text=True, timeout=600
+    )
+    assert save.wait() == 0
+    assert loaded.returncode == 0, loaded.stderr
+    image = f"{registry}/virtstack/demo:1"
+    pushed = run(
+        *ssh, f"docker tag virtstack/demo:1 {image} && docker push {image} "
+        f"&& docker image rm {image} virtstack/demo:1", timeout=600,
+    )  # fmt: skip
+    assert "digest: sha256:" in pushed.stdout
+
+    project = make_project(tmp_path / "on-host")
+    name = f"{PREFIX}onhost-{secrets.token_hex(2)}"
+    port = 8080
+    config = {
+        "virtstack:target": "container",
+        "virtstack:engine": {"uri": uri, "ssh_opts": opts},
+        "virtstack:tiers": [
+            {
+                "name": "web", "image": image, "replicas": 2, "port": 8080,
+                "publish": port, "publish_address": "0.0.0.0",
+                "health": {"path": "/healthz", "interval": 2, "timeout": 1, "retries": 2},
+            }
+        ],
+    }  # fmt: skip
+    stack_file(project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    try:
+        ok(project, "up", name, "--yes")
+        wait_for_replicas(f"http://{address}:{port}/", {f"{name}-web-0", f"{name}-web-1"})
+        digests = run(
+            *ssh, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image
+        )
+        assert f"{registry}/virtstack/demo@sha256:" in digests.stdout
+    finally:
+        cli(project, "destroy", name, "--yes")

@@ -22,6 +22,16 @@ def is_local(uri: str) -> bool:
     return hostcmd.is_local(uri)
 
 
+def from_registry(image: str) -> bool:
+    """Whether an image's name says which registry has it (the engine pulls it from there).
+
+    Docker's own rule: the first path component names a registry when it has a ``.`` or
+    a ``:`` or is ``localhost``.
+    """
+    first, slash, _ = image.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
 @dataclass(frozen=True)
 class DockerAdapter:
     """What virtstack does to a Docker engine directly, outside Pulumi runs."""
@@ -50,8 +60,8 @@ class DockerAdapter:
             wanted.append((key("images", "registry"), spec.images.registry))
         seen: set[str] = set()
         for where, image in wanted:
-            if image in seen:
-                continue
+            if image in seen or (from_registry(image) and not spec.registry.enabled):
+                continue  # the engine pulls it from its registry during up
             seen.add(image)
             if not self.image_exists(uri, image):
                 yield (

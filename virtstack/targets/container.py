@@ -14,7 +14,7 @@ from virtstack_components.docker.placement import DockerPlacement
 from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
 from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
-from virtstack.engines.docker import ADAPTER
+from virtstack.engines.docker import ADAPTER, from_registry
 from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
@@ -103,6 +103,17 @@ def _tls(
     )
 
 
+def _pull(image: str, provider: docker.Provider, parent_name: str) -> pulumi.Output[str]:
+    """Have the engine pull ``image`` from the registry its name gives; run it by digest."""
+    pulled = docker.RemoteImage(
+        f"{parent_name}-{_slug(image)}",
+        name=image,
+        keep_locally=True,  # other environments on the engine may use it too
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    return pulled.repo_digest
+
+
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Registry, tier networks, replicas and load balancers on one Docker engine."""
     uri = TARGET.uri(spec)
@@ -148,6 +159,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         outputs |= registry_outputs(registry)
         for image in sorted({t.image for t in spec.tiers}):
             images[image] = _push(image, registry, provider, f"{ctx.env}-image")
+    for image in sorted({t.image for t in spec.tiers} - set(images)):
+        if from_registry(image):
+            images[image] = _pull(image, provider, f"{ctx.env}-image")
     tier_networks = {t.network for t in spec.tiers}
     for net in spec.networks:
         if net.name not in tier_networks:
