@@ -427,3 +427,74 @@ def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monke
         DataItem(name="dev_db-data_0", owned=True),
         DataItem(name="dev-db-data-1", owned=False),
     ]
+
+
+# -- the registry tunnel of remote Docker engines ---------------------------------------
+
+FAKE_SSH = """
+import socket, sys, time
+address, port = sys.argv[sys.argv.index("-L") + 1].split(":")[:2]
+with socket.socket() as s:
+    s.bind((address, int(port))); s.listen(1)
+    open(sys.argv[1], "w").write(" ".join(sys.argv[2:]))
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def another_engine(monkeypatch):
+    """The engine at an ssh:// URI is not this machine's (their ids differ)."""
+    monkeypatch.setattr(DockerAdapter, "engine_id", lambda self, uri: uri)
+
+
+def test_a_remote_engines_registry_is_tunnelled_for_the_run(
+    another_engine, monkeypatch, tmp_path: Path
+) -> None:
+    script, argv_file = tmp_path / "ssh.py", tmp_path / "argv"
+    script.write_text(FAKE_SSH)
+    monkeypatch.setattr(
+        hostcmd, "ssh_argv", lambda uri: [sys.executable, str(script), str(argv_file)]
+    )
+    port = _free_port()
+    tunnel = DOCKER.forward_registry("ssh://me@host:2200", "127.0.0.1", port)
+    try:
+        forward = f"127.0.0.1:{port}:127.0.0.1:{port}"
+        assert argv_file.read_text() == (
+            f"-p 2200 -N -o ExitOnForwardFailure=yes -L {forward} -- me@host"
+        )
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        tunnel.close()
+    assert tunnel.process is not None
+    assert tunnel.process.returncode is not None
+
+
+def test_no_tunnel_to_this_machines_own_engine(monkeypatch) -> None:
+    monkeypatch.setattr(DockerAdapter, "engine_id", lambda self, uri: "same")
+    assert DOCKER.forward_registry("ssh://root@127.0.0.1", "127.0.0.1", 1).process is None
+    assert DOCKER.forward_registry("unix:///var/run/docker.sock", "127.0.0.1", 1).process is None
+
+
+def test_a_registry_port_taken_here_is_refused(another_engine) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        with pytest.raises(EngineCommandError, match=rf"127.0.0.1:{port} is taken on this machine"):
+            DOCKER.forward_registry("ssh://h", "127.0.0.1", port)
+
+
+def test_a_tunnel_ssh_cannot_open_names_the_engine(another_engine, monkeypatch) -> None:
+    monkeypatch.setattr(
+        hostcmd, "ssh_argv", lambda uri: ["sh", "-c", "echo 'ssh: refused' >&2; exit 255", "ssh"]
+    )
+    with pytest.raises(
+        EngineUnreachableError, match=r"^ssh://h: no tunnel to its registry .*\(ssh: refused\)"
+    ):
+        DOCKER.forward_registry("ssh://h", "127.0.0.1", _free_port())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,11 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             ),
         )
         outputs |= registry_outputs(registry)
+        if spec.tiers and not pulumi.runtime.is_dry_run():
+            # The provider reads pushed digests here by the registry's name on the engine's
+            # host: a tunnel for this run makes that name reach it (see forward_registry).
+            tunnel = ADAPTER.forward_registry(uri, str(reg.address), reg.port)
+            atexit.register(tunnel.close)
         for image in sorted({t.image for t in spec.tiers}):
             images[image] = _push(image, registry, provider, f"{ctx.env}-image")
     for image in sorted({t.image for t in spec.tiers} - set(images)):
