@@ -128,7 +128,13 @@ retry_until_exited = retry(
 
 
 def is_local(uri: str) -> bool:
-    """Whether an engine URI points at this machine."""
+    """Whether an engine URI points at this machine without a network hop.
+
+    An engine reached over ssh counts as remote even at 127.0.0.1: its ssh options may
+    lead anywhere, so nothing about it is read from this machine directly.
+    """
+    if over_ssh(uri):
+        return False
     parts = urlsplit(uri)
     if parts.scheme in ("unix", "npipe"):
         return True
