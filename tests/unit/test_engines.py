@@ -374,27 +374,46 @@ def test_the_libvirt_provider_gets_ssh_options_as_uri_parameters() -> None:
     ]
 
 
-def test_kvm_works_only_with_virtualization_extensions(monkeypatch) -> None:
-    def host(features: str, kvm_ok: bool = True):
-        def fake_run(argv, *, uri, timeout=hostcmd.DEFAULT_TIMEOUT):
-            if "domcapabilities" in argv:
-                if not kvm_ok:
-                    raise EngineCommandError(f"{uri}: invalid argument: KVM is not supported")
-                return "<domainCapabilities/>"
-            return f"<capabilities><host><cpu>{features}</cpu></host></capabilities>"
+@pytest.mark.parametrize(
+    ("signs", "problem"),
+    [
+        ({"/dev/kvm", "vmx"}, None),
+        ({"/dev/kvm", "svm"}, None),
+        ({"/dev/kvm"}, "the host CPU has no virtualization extensions (vmx/svm)"),
+        ({"vmx"}, "the host has no /dev/kvm"),
+    ],
+)
+def test_kvm_works_only_with_the_device_and_virtualization_extensions(
+    monkeypatch, signs: set[str], problem: str | None
+) -> None:
+    monkeypatch.setattr(LibvirtAdapter, "kvm_signs", lambda self, uri: signs)
+    assert LIBVIRT.kvm_problem("qemu:///system") == problem
 
-        monkeypatch.setattr(hostcmd, "run", fake_run)
 
-    host("<feature name='vmx'/>")
-    assert LIBVIRT.kvm_problem("qemu:///system") is None
-    host("<feature name='hypervisor'/>")
-    assert LIBVIRT.kvm_problem("qemu:///system") == (
-        "the host CPU has no virtualization extensions (vmx/svm)"
+def test_a_remote_hosts_kvm_signs_are_read_on_the_host_over_ssh(monkeypatch) -> None:
+    asked = []
+
+    def fake_ssh_run(uri, *command, timeout=hostcmd.DEFAULT_TIMEOUT):
+        asked.append((uri, command))
+        return "vmx\n/dev/kvm\n"
+
+    monkeypatch.setattr(hostcmd, "ssh_run", fake_ssh_run)
+    uri = hostcmd.EngineUri("qemu+ssh://root@h/system", ["-i", "/k"])
+    assert LIBVIRT.kvm_signs(uri) == {"vmx", "/dev/kvm"}
+    [(used, command)] = asked
+    assert used is uri
+    assert command[:2] == ("sh", "-c")
+    assert "/proc/cpuinfo" in command[2]
+
+
+def test_without_a_shell_kvm_signs_come_from_libvirts_capabilities(monkeypatch) -> None:
+    caps = (
+        "<capabilities><host><cpu><feature name='svm'/></cpu></host>"
+        "<guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest>"
+        "</capabilities>"
     )
-    host("<feature name='svm'/>", kvm_ok=False)
-    assert LIBVIRT.kvm_problem("qemu:///system") == (
-        "libvirt offers no kvm domains (invalid argument: KVM is not supported)"
-    )
+    monkeypatch.setattr(hostcmd, "run", lambda argv, *, uri, timeout: caps)
+    assert LIBVIRT.kvm_signs("qemu+tcp://h/system") == {"svm", "/dev/kvm"}
 
 
 @pytest.mark.parametrize(

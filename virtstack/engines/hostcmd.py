@@ -34,6 +34,8 @@ SSH_CONNECT_TIMEOUT = 10
 otherwise waits forever for a silent host)."""
 REMOTE_SLACK = 2 * SSH_CONNECT_TIMEOUT
 """Added to a command's timeout when it goes over ssh (connection and key exchange)."""
+SLOW_TIMEOUT = 90.0
+"""For libvirt calls that probe every emulator on the host first (``virsh capabilities``)."""
 LONG_TIMEOUT = 3600.0
 """For commands that copy data: bounded, but by the size of the data."""
 
