@@ -14,6 +14,7 @@ packages=(
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
     graphviz restic systemd
     iproute2 util-linux
+    openssh-server openssh-client
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
 ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

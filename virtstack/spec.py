@@ -70,6 +70,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsSpec(_Model):
+    """Client certificate files for a ``tcp://`` Docker engine that verifies its clients."""
+
+    ca: Annotated[str, StringConstraints(pattern=_LINE_PATTERN, min_length=1)]
+    """The CA certificate the engine's certificate is checked against (PEM file)."""
+    cert: Annotated[str, StringConstraints(pattern=_LINE_PATTERN, min_length=1)]
+    key: Annotated[str, StringConstraints(pattern=_LINE_PATTERN, min_length=1)]
+
+
 class EngineSpec(_Model):
     """Where the target's engine is and how to talk to it."""
 
@@ -80,8 +89,13 @@ class EngineSpec(_Model):
     """libvirt domain type; hypervisor defaults to ``kvm``, hostos to ``qemu``."""
     pool_path: str | None = None
     """Directory of the libvirt storage pool for this environment's volumes."""
-    ssh_opts: list[str] = []
-    """Extra ssh options for ``ssh://`` and ``qemu+ssh://`` engines."""
+    ssh_opts: list[Annotated[str, StringConstraints(pattern=_LINE_PATTERN, min_length=1)]] = []
+    """Extra ssh options for ``ssh://`` and ``qemu+ssh://`` engines, as ssh's argv items
+    (``["-i", "/path/key", "-o", "UserKnownHostsFile=/path/known_hosts"]``)."""
+    tls: TlsSpec | None = None
+    """Client certificates for a ``tcp://`` Docker engine."""
+    insecure: bool = False
+    """Allow a ``tcp://`` Docker engine without TLS (anyone on the network can drive it)."""
 
 
 class NetworkSpec(_Model):
@@ -396,9 +410,19 @@ def _shown(value: Any) -> str:
 
 
 def _cross_checks(spec: EnvironmentSpec) -> Iterator[str]:
+    yield from _check_ssh_opts(spec)
     yield from _check_networks(spec)
     yield from _check_names(spec)
     yield from _check_tiers(spec)
+
+
+def _check_ssh_opts(spec: EnvironmentSpec) -> Iterator[str]:
+    from virtstack.engines import sshopts
+
+    try:
+        list(sshopts.parse(spec.engine.ssh_opts))
+    except sshopts.SshOptionError as exc:
+        yield f"{key('engine', 'ssh_opts', exc.index)}: {exc}"
 
 
 def _check_networks(spec: EnvironmentSpec) -> Iterator[str]:

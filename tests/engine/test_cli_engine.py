@@ -116,7 +116,10 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
 
 def test_unreachable_engine_is_reported_before_pulumi_runs(cli_project: Path) -> None:
     env = f"{PREFIX}cli-{secrets.token_hex(3)}"
-    ok(cli_project, "new", env, "-t", "container", "--set", "engine.uri=tcp://127.0.0.1:1")
+    ok(
+        cli_project, "new", env, "-t", "container",
+        "--set", "engine.uri=tcp://127.0.0.1:1", "--set", "engine.insecure=true",
+    )  # fmt: skip
     result = cli(cli_project, "up", env)
     assert result.exit_code == 2  # bad input: nothing was changed
     assert result.stderr.startswith("error: tcp://127.0.0.1:1: docker engine not reachable (")

@@ -58,6 +58,7 @@ def test_destroy_delete_data_removes_the_spec_volumes(project: Path) -> None:
 
 def test_destroy_on_an_unreachable_engine(project: Path) -> None:
     set_key(project, "dev", "engine.uri", "tcp://127.0.0.1:1")
+    set_key(project, "dev", "engine.insecure", True)
     runner = FakeRunner()
     result = invoke(
         project,

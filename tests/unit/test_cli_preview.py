@@ -71,6 +71,7 @@ def test_preview_markdown_to_stdout(project: Path) -> None:
 @pytest.mark.parametrize("uri", ["unix:///nonexistent.sock", "tcp://127.0.0.1:1"])
 def test_unreachable_docker_engine_stops_before_pulumi(project: Path, uri: str) -> None:
     set_key(project, "dev", "engine.uri", uri)
+    set_key(project, "dev", "engine.insecure", True)  # tcp:// without TLS, said out loud
     runner = FakeRunner()
     # The real probe: the docker client is asked and fails (or is missing, equally fatal).
     result = invoke(

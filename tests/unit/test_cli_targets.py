@@ -73,7 +73,11 @@ def test_targets_json_lists_capabilities_and_reachability(project: Path) -> None
     vm = ["VMs", "container hosts", "persistent data", "registry"]
     assert {name: t["capabilities"] for name, t in shown.items()} == {
         "hostos": [*vm, "service tiers"],
-        "hypervisor": [*vm, "remote engine", "service tiers"],
+        # What the hypervisor adds to hostos: a remote host, KVM where it works, autostart.
+        "hypervisor": [
+            "KVM with the host CPU", *vm[:1], "autostart with the host", *vm[1:],
+            "remote engine", "service tiers",
+        ],
         "container": [
             "persistent data", "registry", "remote engine", "service tiers", "threshold scaling",
         ],

@@ -315,6 +315,125 @@ def test_vm_lbs_are_read_inside_the_vm_through_its_guest_agent(monkeypatch) -> N
     }
 
 
+def test_ssh_engines_get_their_options_through_a_private_ssh(tmp_path: Path) -> None:
+    # A stand-in client prints which ssh it would run and that ssh's script.
+    client = tmp_path / "client"
+    client.write_text(
+        '#!/bin/sh\nssh=$(command -v ssh); echo "$ssh"\n'
+        'case "$ssh" in */virtstack-ssh-*) cat "$ssh";; esac\n'
+    )
+    client.chmod(0o755)
+    uri = hostcmd.EngineUri("ssh://root@h", ["-i", "/k ey", "-o", "UserKnownHostsFile=/kh"])
+    out = hostcmd.run([str(client)], uri=uri).splitlines()
+    wrapper = out[2]
+    assert out[0].startswith("/tmp/virtstack-ssh-")
+    assert not Path(out[0]).exists()  # removed after the run
+    for expected in ("'/k ey'", "UserKnownHostsFile=/kh", "BatchMode=yes"):
+        assert expected in wrapper
+    assert f"ConnectTimeout={hostcmd.SSH_CONNECT_TIMEOUT}" in wrapper
+    # Options the user gave come first: ssh keeps an option's first value.
+    assert wrapper.index("/k ey") < wrapper.index("BatchMode")
+    # A local engine runs the clients as they are.
+    local = hostcmd.run([str(client)], uri="unix:///var/run/docker.sock").splitlines()
+    assert not local[0].startswith("/tmp/virtstack-ssh-")
+
+
+def test_tcp_engines_with_tls_give_docker_their_certificates() -> None:
+    uri = hostcmd.EngineUri("tcp://h:2376", tls=("/ca", "/cert", "/key"))
+    assert hostcmd.docker_argv(uri, "ps")[2:] == [
+        "tcp://h:2376", "--tlsverify", "--tlscacert", "/ca", "--tlscert", "/cert",
+        "--tlskey", "/key", "ps",
+    ]  # fmt: skip
+
+
+def test_virsh_reasons_follow_its_generic_first_line() -> None:
+    text = (
+        "error: failed to connect to the hypervisor\n"
+        "error: Cannot recv data: Host key verification failed.\n"
+    )
+    assert hostcmd.first_line(text) == (
+        "failed to connect to the hypervisor: Cannot recv data: Host key verification failed."
+    )
+
+
+def test_the_libvirt_provider_gets_ssh_options_as_uri_parameters() -> None:
+    from virtstack.engines.libvirt import provider_uri, ssh_problems
+
+    uri = hostcmd.EngineUri(
+        "qemu+ssh://root@127.0.0.1/system",
+        ["-i", "/k", "-o", "UserKnownHostsFile=/kh", "-oBatchMode=yes", "-p", "2222"],
+    )
+    assert provider_uri(uri) == (
+        "qemu+ssh://root@127.0.0.1:2222/system?keyfile=%2Fk&sshauth=privkey&knownhosts=%2Fkh"
+    )
+    assert provider_uri(hostcmd.EngineUri("qemu:///system")) == "qemu:///system"
+    jump = hostcmd.EngineUri("qemu+ssh://h/system", ["-i", "/k", "-J", "bastion"])
+    assert ssh_problems(jump) == [
+        "virtstack:engine.ssh_opts[2]: the libvirt provider's ssh client cannot take "
+        "ProxyJump (it takes -i, UserKnownHostsFile, StrictHostKeyChecking, Port, User)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signs", "problem"),
+    [
+        ({"/dev/kvm", "vmx"}, None),
+        ({"/dev/kvm", "svm"}, None),
+        ({"/dev/kvm"}, "the host CPU has no virtualization extensions (vmx/svm)"),
+        ({"vmx"}, "the host has no /dev/kvm"),
+    ],
+)
+def test_kvm_works_only_with_the_device_and_virtualization_extensions(
+    monkeypatch, signs: set[str], problem: str | None
+) -> None:
+    monkeypatch.setattr(LibvirtAdapter, "kvm_signs", lambda self, uri: signs)
+    assert LIBVIRT.kvm_problem("qemu:///system") == problem
+
+
+def test_a_remote_hosts_kvm_signs_are_read_on_the_host_over_ssh(monkeypatch) -> None:
+    asked = []
+
+    def fake_ssh_run(uri, *command, timeout=hostcmd.DEFAULT_TIMEOUT):
+        asked.append((uri, command))
+        return "vmx\n/dev/kvm\n"
+
+    monkeypatch.setattr(hostcmd, "ssh_run", fake_ssh_run)
+    uri = hostcmd.EngineUri("qemu+ssh://root@h/system", ["-i", "/k"])
+    assert LIBVIRT.kvm_signs(uri) == {"vmx", "/dev/kvm"}
+    [(used, command)] = asked
+    assert used is uri
+    assert command[:2] == ("sh", "-c")
+    assert "/proc/cpuinfo" in command[2]
+
+
+def test_without_a_shell_kvm_signs_come_from_libvirts_capabilities(monkeypatch) -> None:
+    caps = (
+        "<capabilities><host><cpu><feature name='svm'/></cpu></host>"
+        "<guest><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest>"
+        "</capabilities>"
+    )
+    monkeypatch.setattr(hostcmd, "run", lambda argv, *, uri, timeout: caps)
+    assert LIBVIRT.kvm_signs("qemu+tcp://h/system") == {"svm", "/dev/kvm"}
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (["-i /k"], "[0]: '-i /k': give the option and its value as two items"),
+        (["-o"], "[0]: '-o' needs a value"),
+        (["-oBatchMode"], "[0]: 'BatchMode': write -o Keyword=value"),
+        (["-i", "/k", "nope"], "[2]: 'nope' is not an ssh option (start with '-')"),
+        (["-R", "1:h:2"], "[0]: '-R': virtstack does not pass ssh option -R"),
+    ],
+)  # fmt: skip
+def test_ssh_options_ssh_would_misread_are_refused(opts: list[str], message: str) -> None:
+    from virtstack.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"virtstack:target": "container", "virtstack:engine": {"ssh_opts": opts}})
+    assert caught.value.problems == ["virtstack:engine.ssh_opts" + message]
+
+
 def test_docker_data_items_are_the_envs_labelled_volumes_and_its_old_names(monkeypatch) -> None:
     listing = (
         "dev_db-data_0\tdev\n"  # this environment's, labelled
@@ -414,3 +533,74 @@ def test_vm_logs_are_the_services_journal_through_the_guest_agent(monkeypatch) -
         "lab-web-0",
         "virtstack-lab-web",
     ]
+
+
+# -- the registry tunnel of remote Docker engines ---------------------------------------
+
+FAKE_SSH = """
+import socket, sys, time
+address, port = sys.argv[sys.argv.index("-L") + 1].split(":")[:2]
+with socket.socket() as s:
+    s.bind((address, int(port))); s.listen(1)
+    open(sys.argv[1], "w").write(" ".join(sys.argv[2:]))
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def another_engine(monkeypatch):
+    """The engine at an ssh:// URI is not this machine's (their ids differ)."""
+    monkeypatch.setattr(DockerAdapter, "engine_id", lambda self, uri: uri)
+
+
+def test_a_remote_engines_registry_is_tunnelled_for_the_run(
+    another_engine, monkeypatch, tmp_path: Path
+) -> None:
+    script, argv_file = tmp_path / "ssh.py", tmp_path / "argv"
+    script.write_text(FAKE_SSH)
+    monkeypatch.setattr(
+        hostcmd, "ssh_argv", lambda uri: [sys.executable, str(script), str(argv_file)]
+    )
+    port = _free_port()
+    tunnel = DOCKER.forward_registry("ssh://me@host:2200", "127.0.0.1", port)
+    try:
+        forward = f"127.0.0.1:{port}:127.0.0.1:{port}"
+        assert argv_file.read_text() == (
+            f"-p 2200 -N -o ExitOnForwardFailure=yes -L {forward} -- me@host"
+        )
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        tunnel.close()
+    assert tunnel.process is not None
+    assert tunnel.process.returncode is not None
+
+
+def test_no_tunnel_to_this_machines_own_engine(monkeypatch) -> None:
+    monkeypatch.setattr(DockerAdapter, "engine_id", lambda self, uri: "same")
+    assert DOCKER.forward_registry("ssh://root@127.0.0.1", "127.0.0.1", 1).process is None
+    assert DOCKER.forward_registry("unix:///var/run/docker.sock", "127.0.0.1", 1).process is None
+
+
+def test_a_registry_port_taken_here_is_refused(another_engine) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        with pytest.raises(EngineCommandError, match=rf"127.0.0.1:{port} is taken on this machine"):
+            DOCKER.forward_registry("ssh://h", "127.0.0.1", port)
+
+
+def test_a_tunnel_ssh_cannot_open_names_the_engine(another_engine, monkeypatch) -> None:
+    monkeypatch.setattr(
+        hostcmd, "ssh_argv", lambda uri: ["sh", "-c", "echo 'ssh: refused' >&2; exit 255", "ssh"]
+    )
+    with pytest.raises(
+        EngineUnreachableError, match=r"^ssh://h: no tunnel to its registry .*\(ssh: refused\)"
+    ):
+        DOCKER.forward_registry("ssh://h", "127.0.0.1", _free_port())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

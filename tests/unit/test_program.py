@@ -84,55 +84,60 @@ def test_vm_environments_deploy_on_libvirt(run, guest_dir: Path, env: str, domai
     assert d.named(f"{env}-docker").type == "virtstack:libvirt:ContainerHost"
 
 
-def test_hypervisor_defaults_to_kvm(run, guest_dir: Path):
+@pytest.mark.parametrize(
+    ("problem", "domain_type", "cpu"),
+    [(None, "kvm", {"mode": "host-passthrough"}), ("no vmx/svm", "qemu", None)],
+)
+def test_hypervisor_uses_kvm_where_the_host_has_it(
+    run, guest_dir: Path, monkeypatch, problem, domain_type, cpu
+):
+    from virtstack.engines.libvirt import LibvirtAdapter
+
+    probed: list[str] = []
+
+    def kvm_problem(self, uri: str) -> str | None:
+        probed.append(uri)
+        return problem
+
+    monkeypatch.setattr(LibvirtAdapter, "kvm_problem", kvm_problem)
     config = config_of(
         "staging", images={"guest": str(guest_dir)}, engine={"uri": "qemu:///system"}
     )
     d = run(main, config, stack="staging")
-    assert {r.inputs["type"] for r in d.of_type("libvirt:index/domain:Domain")} == {"kvm"}
+    assert probed == ["qemu:///system"]
+    domains = d.of_type("libvirt:index/domain:Domain")
+    assert {r.inputs["type"] for r in domains} == {domain_type}
+    assert all(r.inputs.get("cpu") == cpu for r in domains)
+    # Servers: the VMs start with the host (hostos VMs do not, see below).
+    assert all(r.inputs["autostart"] is True for r in domains)
 
 
-def test_a_vm_environment_needs_a_built_guest_image(run, tmp_path: Path):
-    config = config_of("lab", images={"guest": str(tmp_path / "none")})
-    with pytest.raises(SpecError, match=r"virtstack:images\.guest: no guest image at"):
-        run(main, config, stack="lab")
+def test_hostos_runs_qemu_without_probing_or_autostart(run, guest_dir: Path, monkeypatch):
+    from virtstack.engines.libvirt import LibvirtAdapter
+
+    monkeypatch.setattr(LibvirtAdapter, "kvm_problem", lambda self, uri: pytest.fail("probed"))
+    d = run(main, config_of("lab", images={"guest": str(guest_dir)}), stack="lab")
+    domains = d.of_type("libvirt:index/domain:Domain")
+    assert {r.inputs["type"] for r in domains} == {"qemu"}
+    assert not any(r.inputs.get("autostart") for r in domains)
 
 
-def test_kept_data_is_adopted_not_recreated(run, guest_dir: Path, no_kept_data):
+def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
+    import json
+
+    import yaml
+
+    from tests.unit.conftest import mock_address
+
     config = config_of(
-        "lab",
-        images={"guest": str(guest_dir)},
-        tiers=[
-            {
-                "name": "db",
-                "image": "unused",
-                "command": ["db"],
-                "stateful": True,
-                "volume": {"name": "db-data", "path": "/data"},
-            }
-        ],
+        "lab", images={"guest": str(guest_dir)}, registry={"enabled": True, "auth": False}
     )
-    fresh = run(main, config, stack="lab")
-    assert fresh.named("lab-data").import_id == ""
-    disk = fresh.named("lab-db-replica-0-data-lab_db-data_0")
-    assert disk.inputs["pool"] == "lab-data"
-    assert disk.import_id == ""
-    assert disk.retain_on_delete
-    assert fresh.named("lab-data").retain_on_delete
-    assert not fresh.named("lab-pool").retain_on_delete
-    # After a destroy that kept the data, the next deployment takes it over.
-    no_kept_data["lab-data"] = "pool-uuid"
-    no_kept_data["lab_db-data_0.qcow2"] = "/var/lib/virtstack/pools/lab-data/lab_db-data_0.qcow2"
-    again = run(main, config, stack="lab")
-    assert again.named("lab-data").import_id == "pool-uuid"
-    assert again.named("lab-db-replica-0-data-lab_db-data_0").import_id == (
-        "/var/lib/virtstack/pools/lab-data/lab_db-data_0.qcow2"
-    )
-
-
-def test_extra_cloud_config_reaches_the_vm(run, guest_dir: Path):
-    d = run(main, config_of("staging", images={"guest": str(guest_dir)}), stack="staging")
-    assert (
-        "staging tools VM, deployed by virtstack"
-        in d.named("staging-tools-seed").inputs["userData"]
-    )
+    d = run(main, config, stack="lab")
+    seed = d.named("lab-docker-vm-seed")
+    daemon = next(
+        f for f in yaml.safe_load(seed.inputs["userData"])["write_files"]
+        if f["path"] == "/etc/docker/daemon.json"
+    )  # fmt: skip
+    registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
+    expected = f"{mock_address(registry.inputs['name'])}:5000"
+    assert json.loads(daemon["content"])["insecure-registries"] == [expected]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from virtstack_components import names
 
@@ -23,6 +26,40 @@ def is_local(uri: str) -> bool:
     return hostcmd.is_local(uri)
 
 
+def from_registry(image: str) -> bool:
+    """Whether an image's name says which registry has it (the engine pulls it from there).
+
+    Docker's own rule: the first path component names a registry when it has a ``.`` or
+    a ``:`` or is ``localhost``.
+    """
+    first, slash, _ = image.partition("/")
+    return bool(slash) and ("." in first or ":" in first or first == "localhost")
+
+
+LOCAL_ENGINE = "unix:///var/run/docker.sock"
+TUNNEL_TIMEOUT = 30.0
+
+
+@dataclass
+class Tunnel:
+    """``ssh -L``: a port of the engine's host, answering at the same address here."""
+
+    process: subprocess.Popen[bytes] | None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class DockerAdapter:
     """What virtstack does to a Docker engine directly, outside Pulumi runs."""
@@ -35,7 +72,9 @@ class DockerAdapter:
             argv = hostcmd.docker_argv(uri, "version", "--format", "{{.Server.Version}}")
             version = hostcmd.run(argv, uri=uri, timeout=hostcmd.PROBE_TIMEOUT).strip()
         except (EngineUnreachableError, EngineCommandError) as exc:
-            return hostcmd.unreachable(self.kind, uri, exc)
+            # Over ssh, the docker client wraps ssh's own words in a paragraph of its own.
+            said = str(exc).partition("stderr=")[2].strip()
+            return hostcmd.unreachable(self.kind, uri, type(exc)(f"ssh: {said}") if said else exc)
         return Reachability(engine=self.kind, uri=uri, reachable=True, detail=f"Docker {version}")
 
     def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
@@ -49,8 +88,8 @@ class DockerAdapter:
             wanted.append((key("images", "registry"), spec.images.registry))
         seen: set[str] = set()
         for where, image in wanted:
-            if image in seen:
-                continue
+            if image in seen or (from_registry(image) and not spec.registry.enabled):
+                continue  # the engine pulls it from its registry during up
             seen.add(image)
             if not self.image_exists(uri, image):
                 yield (
@@ -98,6 +137,50 @@ class DockerAdapter:
             except OSError:
                 return ""
         return None
+
+    def engine_id(self, uri: str) -> str | None:
+        """The engine's own id (``docker info``), or None when it does not answer."""
+        try:
+            argv = hostcmd.docker_argv(uri, "info", "--format", "{{.ID}}")
+            return hostcmd.run(argv, uri=uri).strip() or None
+        except (EngineCommandError, EngineUnreachableError):
+            return None
+
+    def forward_registry(self, uri: str, address: str, port: int) -> Tunnel:
+        """Make the registry that ``uri``'s engine publishes at ``address:port`` on its host
+        answer at the same address here, for as long as the :class:`Tunnel` is open.
+
+        The engine pushes to the registry by that name, on its host; the docker provider
+        then reads the pushed image's digest by the same name over HTTP from this machine.
+        Only an ssh tunnel makes both names mean the one registry. None is needed when the
+        "remote" engine is this machine's own (an ssh:// URI back to this host).
+        """
+        if not hostcmd.over_ssh(uri) or self.engine_id(uri) == self.engine_id(LOCAL_ENGINE):
+            return Tunnel(None)
+        if _answers(address, port):
+            raise EngineCommandError(
+                f"{uri}: {address}:{port} is taken on this machine, so the engine's registry "
+                f"cannot be reached here under its name: pick another {key('registry', 'port')}"
+            )
+        parts = urlsplit(uri)
+        target = f"{parts.username}@{parts.hostname}" if parts.username else str(parts.hostname)
+        forward = f"{address}:{port}:{address}:{port}"
+        process = subprocess.Popen(
+            [*hostcmd.ssh_argv(uri), *(["-p", str(parts.port)] if parts.port else []),
+             "-N", "-o", "ExitOnForwardFailure=yes", "-L", forward, "--", target],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + TUNNEL_TIMEOUT
+        while not _answers(address, port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                Tunnel(process).close()
+                said = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise EngineUnreachableError(
+                    f"{uri}: no tunnel to its registry {address}:{port} "
+                    f"({hostcmd.first_line(said) if said else 'no answer'})"
+                )
+            time.sleep(0.2)
+        return Tunnel(process)
 
     def data_items(self, env: str, uri: str) -> list[DataItem]:
         label = names.NAMESPACE_LABEL

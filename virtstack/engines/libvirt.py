@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from virtstack_components import names
 
 from virtstack import images, naming
-from virtstack.engines import guestagent, hostcmd
+from virtstack.engines import guestagent, hostcmd, sshopts
 from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
@@ -20,6 +22,60 @@ from virtstack.spec import EnvironmentSpec, key
 
 # Data disks carry the image format as a suffix in the pool.
 DISK_SUFFIX = ".qcow2"
+
+# ssh options that change nothing for the libvirt provider's own ssh client, which
+# never prompts and has a connect timeout of its own.
+_HARMLESS = {"BatchMode", "ConnectTimeout", "IdentitiesOnly", "ServerAliveInterval",
+             "ServerAliveCountMax", "LogLevel", "-q", "-v", "-T", "-4", "-6"}  # fmt: skip
+
+
+def provider_uri(uri: str) -> str:
+    """The libvirt provider's URI for an engine: its ssh options as URI parameters.
+
+    The provider speaks ssh with a client of its own that reads no ssh options, only
+    ``keyfile=`` and ``knownhosts=`` (and ``known_hosts_verify=ignore``) in the URI. An
+    option it cannot honour raises :class:`sshopts.SshOptionError` (see
+    :func:`ssh_problems`): silently dropping it would reach the host some other way.
+    """
+    opts = list(sshopts.parse(hostcmd.ssh_opts_of(uri)))
+    if not opts:
+        return str(uri)
+    if not hostcmd.over_ssh(uri):
+        raise sshopts.SshOptionError(opts[0].index, f"{uri} is not reached over ssh")
+    parts = urlsplit(str(uri))
+    params = dict(parse_qsl(parts.query))
+    user, host, port = parts.username, parts.hostname or "", parts.port
+    for opt in opts:
+        value = opt.value
+        if opt.name == "IdentityFile":
+            params.setdefault("keyfile", value)
+            params.setdefault("sshauth", "privkey")
+        elif opt.name == "UserKnownHostsFile":
+            params.setdefault("knownhosts", value)
+        elif opt.name == "StrictHostKeyChecking":
+            if value.lower() == "no":
+                params.setdefault("known_hosts_verify", "ignore")
+        elif opt.name == "Port":
+            port = port or int(value)
+        elif opt.name == "User":
+            user = user or value
+        elif opt.name not in _HARMLESS:
+            raise sshopts.SshOptionError(
+                opt.index,
+                f"the libvirt provider's ssh client cannot take {opt.name} "
+                "(it takes -i, UserKnownHostsFile, StrictHostKeyChecking, Port, User)",
+            )
+    netloc = (f"{user}@" if user else "") + host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(params), parts.fragment))
+
+
+def ssh_problems(uri: str) -> list[str]:
+    """``engine.ssh_opts`` entries the libvirt provider cannot honour, one line each."""
+    try:
+        provider_uri(uri)
+    except sshopts.SshOptionError as exc:
+        return [f"{key('engine', 'ssh_opts', exc.index)}: {exc}"]
+    return []
 
 
 def vm_memory_mib(spec: EnvironmentSpec) -> int:
@@ -109,6 +165,37 @@ class LibvirtAdapter:
             if label.strip() == "Memory size":
                 return int(value.split()[0]) // 1024  # KiB
         raise EngineCommandError(f"{uri}: virsh nodeinfo reported no memory size")
+
+    def kvm_problem(self, uri: str) -> str | None:
+        """Why guests cannot run under KVM on the host, or None when they can.
+
+        The host needs /dev/kvm and a CPU with virtualization extensions (vmx/svm): without
+        them, as in a VM without nested virtualization, /dev/kvm may open but guests never
+        boot. Read from the host itself (libvirt's own capabilities take half a minute on a
+        busy host: it probes every emulator first).
+        """
+        found = self.kvm_signs(uri)
+        if "/dev/kvm" not in found:
+            return "the host has no /dev/kvm"
+        if not found & {"vmx", "svm"}:
+            return "the host CPU has no virtualization extensions (vmx/svm)"
+        return None
+
+    def kvm_signs(self, uri: str) -> set[str]:
+        """Which of ``vmx``, ``svm`` (CPU flags) and ``/dev/kvm`` the host has."""
+        if hostcmd.is_local(uri):
+            flags = Path("/proc/cpuinfo").read_text().split()
+            found = {"/dev/kvm"} if Path("/dev/kvm").exists() else set()
+            return found | ({"vmx", "svm"} & set(flags))
+        if hostcmd.over_ssh(uri):
+            script = "grep -o -w -m1 -E 'vmx|svm' /proc/cpuinfo; test -e /dev/kvm && echo /dev/kvm"
+            return set(hostcmd.ssh_run(uri, "sh", "-c", f"{script}; true").split())
+        # No shell on the host (qemu+tcp/tls): libvirt's own view, slow as it is.
+        argv = hostcmd.virsh_argv(uri, "capabilities")
+        caps = ET.fromstring(hostcmd.run(argv, uri=uri, timeout=hostcmd.SLOW_TIMEOUT))
+        features = {f.get("name") or "" for f in caps.iterfind("host/cpu/feature")}
+        kvm = caps.find("guest/arch/domain[@type='kvm']") is not None
+        return (features & {"vmx", "svm"}) | ({"/dev/kvm"} if kvm else set())
 
     def kept_data(self, uri: str, pool: str) -> KeptData:
         """What an earlier deployment kept in data pool ``pool`` (the program adopts it)."""

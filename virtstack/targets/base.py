@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from virtstack.engines.base import EngineAdapter
-from virtstack.engines.hostcmd import is_local
+from virtstack.engines.hostcmd import EngineUri, is_local
 from virtstack.spec import EnvironmentSpec, key
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ class Capability(StrEnum):
     CONTAINER_HOSTS = "container hosts"
     THRESHOLD_SCALING = "threshold scaling"
     REMOTE_ENGINE = "remote engine"
+    KVM = "KVM with the host CPU"
+    AUTOSTART = "autostart with the host"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +39,9 @@ class DeployContext:
     registry_password: pulumi.Input[str] | None = None
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """The named secrets tiers use as env values (``{secret: NAME}``), each a secret."""
+    ssh_identity: str | None = None
+    """The private key that logs into the environment's VMs (container hosts publish it
+    with their engine URI)."""
 
 
 Outputs = Mapping[str, Any]
@@ -56,9 +61,15 @@ class Target:
     deploy: Callable[[EnvironmentSpec, DeployContext], Outputs]
     extra_checks: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
 
-    def uri(self, spec: EnvironmentSpec) -> str:
-        """The engine endpoint the spec names, or this target's default."""
-        return spec.engine.uri or self.default_uri
+    def uri(self, spec: EnvironmentSpec) -> EngineUri:
+        """The engine endpoint the spec names, or this target's default (with its ssh
+        options, which every client virtstack runs against it takes)."""
+        tls = spec.engine.tls
+        return EngineUri(
+            spec.engine.uri or self.default_uri,
+            spec.engine.ssh_opts,
+            (tls.ca, tls.cert, tls.key) if tls else None,
+        )
 
     def problems(self, spec: EnvironmentSpec) -> Iterator[str]:
         """Everything in ``spec`` this target cannot honour, one line each."""

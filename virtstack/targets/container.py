@@ -1,23 +1,93 @@
-"""The container target: tiers as containers on a Docker engine (local or ssh://)."""
+"""The container target: tiers as containers on a Docker engine (local, ssh:// or tcp://)."""
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from virtstack.engines.docker import ADAPTER
+from virtstack.engines.docker import ADAPTER, from_registry
 from virtstack.spec import EnvironmentSpec, SecretRef, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 
 if TYPE_CHECKING:
     import pulumi
+    import pulumi_docker as docker
 
 # Pulumi, its Docker SDK and the components are imported by `deploy` alone: every
 # command discovers every target, and only the program of a container stack deploys.
 
 
+def check_engine(spec: EnvironmentSpec) -> Iterator[str]:
+    """A ``tcp://`` engine needs client certificates, or ``insecure: true`` said out loud;
+    secret env values need the tier's command (it is wrapped to read them)."""
+    engine = spec.engine
+    scheme = urlsplit(TARGET.uri(spec)).scheme
+    if scheme == "tcp" and engine.tls is None and not engine.insecure:
+        yield (
+            f"{key('engine', 'uri')}: a tcp:// Docker engine without TLS lets anyone on the "
+            f"network run containers as root: give {key('engine', 'tls')} (ca, cert, key) "
+            f"or set {key('engine', 'insecure')}: true"
+        )
+    if engine.tls is not None:
+        if scheme != "tcp":
+            yield f"{key('engine', 'tls')}: only tcp:// engines take client certificates"
+        for field in ("ca", "cert", "key"):
+            path = Path(getattr(engine.tls, field))
+            if not path.is_file():
+                yield f"{key('engine', 'tls', field)}: {path} is not a file"
+    if engine.ssh_opts and scheme != "ssh":
+        yield f"{key('engine', 'ssh_opts')}: only ssh:// engines take ssh options"
+    for i, tier in enumerate(spec.tiers):
+        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
+            yield (
+                f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
+                "it through a shell that reads them from a file, out of `docker inspect`)"
+            )
+
+
+def _tls(
+    spec: EnvironmentSpec, uri: str
+) -> tuple[str | None, str | None, pulumi.Output[str] | None]:
+    """CA, client certificate and (secret) key for the provider; warns about plain TCP."""
+    import pulumi
+
+    tls = spec.engine.tls
+    if tls is None:
+        if urlsplit(uri).scheme == "tcp":
+            pulumi.log.warn(
+                f"{uri}: plain TCP without TLS ({key('engine', 'insecure')}: true): anyone "
+                "who can reach that port controls the engine"
+            )
+        return None, None, None
+    return (
+        Path(tls.ca).read_text(),
+        Path(tls.cert).read_text(),
+        pulumi.Output.secret(Path(tls.key).read_text()),
+    )
+
+
+def _pull(image: str, provider: docker.Provider, parent_name: str) -> pulumi.Output[str]:
+    """Have the engine pull ``image`` from the registry its name gives; run it by digest."""
+    import pulumi
+    import pulumi_docker as docker
+
+    from virtstack.targets.convert import slug
+
+    pulled = docker.RemoteImage(
+        f"{parent_name}-{slug(image)}",
+        name=image,
+        keep_locally=True,  # other environments on the engine may use it too
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    return pulled.repo_digest
+
+
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     """Registry, tier networks, replicas and load balancers on one Docker engine."""
+    import pulumi
     import pulumi_docker as docker
     from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
     from virtstack_components.docker.placement import DockerPlacement
@@ -47,11 +117,15 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         if reg.enabled and reg.auth
         else None
     )
+    ca, cert, tls_key = _tls(spec, uri)
     provider = docker.Provider(
         f"{ctx.env}-docker",
         host=uri,
         ssh_opts=spec.engine.ssh_opts or None,
         registry_auth=auth,
+        ca_material=ca,
+        cert_material=cert,
+        key_material=tls_key,
     )
     placement = DockerPlacement(namespace=ctx.env, provider=provider, lb_image=spec.images.lb)
     outputs: dict[str, object] = {"target": TARGET.name, "engine": uri}
@@ -69,6 +143,11 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             ),
         )
         outputs |= registry_outputs(registry)
+        if spec.tiers and not pulumi.runtime.is_dry_run():
+            # The provider reads pushed digests here by the registry's name on the engine's
+            # host: a tunnel for this run makes that name reach it (see forward_registry).
+            tunnel = ADAPTER.forward_registry(uri, str(reg.address), reg.port)
+            atexit.register(tunnel.close)
         for image in sorted({t.image for t in spec.tiers}):
             images[image] = push_image(
                 image,
@@ -77,6 +156,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 depends_on=registry,
                 parent_name=f"{ctx.env}-image",
             )
+    for image in sorted({t.image for t in spec.tiers} - set(images)):
+        if from_registry(image):
+            images[image] = _pull(image, provider, f"{ctx.env}-image")
     tier_networks = {t.network for t in spec.tiers}
     for net in spec.networks:
         if net.name not in tier_networks:
@@ -93,18 +175,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     return outputs
 
 
-def _secrets_need_commands(spec: EnvironmentSpec) -> Iterator[str]:
-    for i, tier in enumerate(spec.tiers):
-        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
-            yield (
-                f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
-                "it through a shell that reads them from a file, out of `docker inspect`)"
-            )
-
-
 TARGET = Target(
     name="container",
-    summary="containers on a Docker engine: local, or remote over ssh://",
+    summary="containers on a Docker engine: local, remote over ssh://, or tcp:// with TLS",
     adapter=ADAPTER,
     default_uri="unix:///var/run/docker.sock",
     uri_schemes=("unix", "ssh", "tcp"),
@@ -118,5 +191,5 @@ TARGET = Target(
         }
     ),
     deploy=deploy,
-    extra_checks=_secrets_need_commands,
+    extra_checks=check_engine,
 )

@@ -98,7 +98,7 @@ def stack_outputs(stack: ServiceStack) -> dict[str, object]:
     }
 
 
-def _slug(image: str) -> str:
+def slug(image: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", image.lower()).strip("-")
 
 
@@ -117,7 +117,7 @@ def push_image(
     import pulumi
     import pulumi_docker as docker
 
-    slug = _slug(image)
+    name = slug(image)
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     target = pulumi.Output.concat(endpoint, "/", image)
     # The engine's current id of the local image: read on every run, so a rebuilt image
@@ -126,21 +126,21 @@ def push_image(
         name=image, opts=pulumi.InvokeOptions(provider=provider)
     ).id
     tag = docker.Tag(
-        f"{parent_name}-{slug}-tag",
+        f"{parent_name}-{name}-tag",
         source_image=image,
         target_image=target,
         tag_triggers=[local_id],
         opts=pulumi.ResourceOptions(provider=provider, depends_on=[depends_on]),
     )
     pushed = docker.RegistryImage(
-        f"{parent_name}-{slug}-push",
+        f"{parent_name}-{name}-push",
         name=tag.target_image,
         keep_remotely=True,
         triggers={"source": local_id},
         opts=pulumi.ResourceOptions(provider=provider),
     )
     pulled = docker.RemoteImage(
-        f"{parent_name}-{slug}",
+        f"{parent_name}-{name}",
         name=pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest),
         # Other environments on the engine may share the image: never delete it on destroy.
         keep_locally=True,

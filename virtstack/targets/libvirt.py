@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from virtstack import naming
-from virtstack.engines.libvirt import ADAPTER
+from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
@@ -33,8 +34,43 @@ def vm_problems(spec: EnvironmentSpec) -> list[str]:
     return problems
 
 
+def vm_checks(spec: EnvironmentSpec, uri: str) -> list[str]:
+    """What a VM target refuses besides capabilities: tiers, networks, ssh options."""
+    return [*vm_problems(spec), *ssh_problems(uri)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hosting:
+    """How a VM target runs its VMs: what differs between hostos and hypervisor."""
+
+    probe_kvm: bool
+    """Use KVM where the host's KVM works (else QEMU's emulation, said plainly)."""
+    autostart: bool
+    """VMs start with the host."""
+
+
+def accelerator(spec: EnvironmentSpec, uri: str, hosting: Hosting) -> tuple[str, str | None]:
+    """The domain type and CPU mode of the VMs: KVM with the host's CPU where it works."""
+    if spec.engine.domain_type is not None:
+        chosen = spec.engine.domain_type
+    elif not hosting.probe_kvm:
+        chosen = "qemu"
+    elif (problem := ADAPTER.kvm_problem(uri)) is None:
+        chosen = "kvm"
+    else:
+        import pulumi
+
+        pulumi.log.warn(
+            f"{uri}: KVM does not work on this host ({problem}): the VMs run under QEMU's "
+            f"software emulation, many times slower (set {key('engine', 'domain_type')} to "
+            "say so and silence this)"
+        )
+        chosen = "qemu"
+    return chosen, ("host-passthrough" if chosen == "kvm" else None)
+
+
 def deploy_vms(
-    target: Target, domain_type: str, spec: EnvironmentSpec, ctx: DeployContext
+    target: Target, hosting: Hosting, spec: EnvironmentSpec, ctx: DeployContext
 ) -> Outputs:
     """Pool, networks, guest image, then the spec's tiers, registry, VMs and hosts as VMs."""
     # Imported here, not with the module: every command discovers every target, and only
@@ -56,9 +92,14 @@ def deploy_vms(
     if problems:
         raise SpecError(problems)
     uri = target.uri(spec)
-    provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=uri)
+    provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=provider_uri(uri))
+    domain_type, cpu_mode = accelerator(spec, uri, hosting)
     host = LibvirtHost(
-        namespace=ctx.env, provider=provider, domain_type=spec.engine.domain_type or domain_type
+        namespace=ctx.env,
+        provider=provider,
+        domain_type=domain_type,
+        cpu_mode=cpu_mode,
+        autostart=hosting.autostart,
     )
     path = naming.pool_path(ctx.env, spec.engine.pool_path)
     pool = libvirt.Pool(
@@ -102,6 +143,8 @@ def deploy_vms(
             namespace=ctx.env,
             provider=provider,
             domain_type=host.domain_type,
+            cpu_mode=host.cpu_mode,
+            autostart=host.autostart,
             pool=pool.name,
             data_pool=data_pool.name,
             network_id=net.network_id,
@@ -110,6 +153,7 @@ def deploy_vms(
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
+    trusted: list[pulumi.Input[str]] = []
     if spec.registry.enabled:
         reg = spec.registry
         registry = VmRegistry(
@@ -122,6 +166,7 @@ def deploy_vms(
             ),
         )
         outputs |= registry_outputs(registry)
+        trusted.append(registry.endpoint)
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
@@ -162,14 +207,17 @@ def deploy_vms(
                     disk_gib=spec_host.disk,
                     ssh_user=spec_host.ssh_user,
                     ssh_authorized_keys=spec_host.ssh_authorized_keys,
+                    # The environment's registry speaks plain HTTP on its network.
+                    insecure_registries=trusted,
+                    identity=ctx.ssh_identity,
                 ),
             )
-            hosts[name] = ch.docker_host
+            hosts[name] = ch.engine
     return outputs | {"vms": vms, "container_hosts": hosts}
 
 
 def vm_target(
-    *, name: str, summary: str, uri_schemes: tuple[str, ...], domain_type: str, remote: bool
+    *, name: str, summary: str, uri_schemes: tuple[str, ...], hosting: Hosting, remote: bool
 ) -> Target:
     """A target deploying onto libvirt: hostos and hypervisor differ only in these."""
     capabilities = {
@@ -181,9 +229,13 @@ def vm_target(
     }
     if remote:
         capabilities.add(Capability.REMOTE_ENGINE)
+    if hosting.probe_kvm:
+        capabilities.add(Capability.KVM)
+    if hosting.autostart:
+        capabilities.add(Capability.AUTOSTART)
 
     def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
-        return deploy_vms(target, domain_type, spec, ctx)
+        return deploy_vms(target, hosting, spec, ctx)
 
     target = Target(
         name=name,
@@ -193,6 +245,6 @@ def vm_target(
         uri_schemes=uri_schemes,
         capabilities=frozenset(capabilities),
         deploy=deploy,
-        extra_checks=vm_problems,
+        extra_checks=lambda spec: vm_checks(spec, target.uri(spec)),
     )
     return target

@@ -21,8 +21,10 @@ class ContainerHostArgs:
     disk_gib: int = 20
     ssh_user: str = "virtstack"
     ssh_authorized_keys: Sequence[str] = ()
-    insecure_registries: Sequence[str] = ()
+    insecure_registries: Sequence[pulumi.Input[str]] = ()
     """Registries (``host:port``) the engine may pull from over plain HTTP."""
+    identity: str | None = None
+    """Path of the private key that logs in as ``ssh_user`` (published with the URI)."""
 
 
 class ContainerHost(pulumi.ComponentResource):
@@ -31,6 +33,9 @@ class ContainerHost(pulumi.ComponentResource):
     address: pulumi.Output[str]
     docker_host: pulumi.Output[str]
     """``ssh://user@address``: what ``DOCKER_HOST`` would be to use this engine."""
+    engine: pulumi.Output[dict[str, object]]
+    """What another environment needs to deploy here: ``uri``, ``identity`` and ``ssh_opts``
+    (the ``engine`` section of a container environment's spec)."""
 
     def __init__(
         self, name: str, args: ContainerHostArgs, opts: pulumi.ResourceOptions | None = None
@@ -46,12 +51,14 @@ class ContainerHost(pulumi.ComponentResource):
             VirtualMachineArgs(
                 placement=args.placement,
                 hostname=name,
-                user_data=user_data(
-                    "container-host",
-                    hostname=name,
-                    user=args.ssh_user,
-                    ssh_authorized_keys=list(args.ssh_authorized_keys),
-                    insecure_registries=list(args.insecure_registries),
+                user_data=pulumi.Output.all(*args.insecure_registries).apply(
+                    lambda registries: user_data(
+                        "container-host",
+                        hostname=name,
+                        user=args.ssh_user,
+                        ssh_authorized_keys=list(args.ssh_authorized_keys),
+                        insecure_registries=list(registries),
+                    )
                 ),
                 cpus=args.cpus,
                 memory_mib=args.memory_mib,
@@ -61,4 +68,14 @@ class ContainerHost(pulumi.ComponentResource):
         )
         self.address = vm.address
         self.docker_host = vm.address.apply(lambda a: f"ssh://{args.ssh_user}@{a}")
-        self.register_outputs({"address": self.address, "docker_host": self.docker_host})
+        identity = args.identity
+        self.engine = self.docker_host.apply(
+            lambda uri: {
+                "uri": uri,
+                "identity": identity,
+                "ssh_opts": ["-i", identity, "-o", "IdentitiesOnly=yes"] if identity else [],
+            }
+        )
+        self.register_outputs(
+            {"address": self.address, "docker_host": self.docker_host, "engine": self.engine}
+        )

@@ -22,6 +22,10 @@ class LibvirtHost:
     namespace: str
     provider: pulumi.ProviderResource | None = None
     domain_type: str = "kvm"
+    cpu_mode: str | None = None
+    """libvirt CPU mode of the VMs (``host-passthrough`` under KVM); None: QEMU's default."""
+    autostart: bool = True
+    """Whether the VMs start when the host does."""
 
     def data_name(self, name: str) -> str:
         """The host's name for data called ``name`` in the spec (data disks)."""

@@ -125,7 +125,8 @@ class VirtualMachine(pulumi.ComponentResource):
             ],
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
             qemu_agent=True,
-            autostart=True,
+            autostart=p.autostart,
+            cpu=libvirt.DomainCpuArgs(mode=p.cpu_mode) if p.cpu_mode else None,
             # A domain name is unique on the host: the old VM must go before its successor.
             opts=p.opts(self, delete_before_replace=True),
         )
