@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -43,6 +44,9 @@ def main() -> None:
                 f"(pulumi config set --secret {key(REGISTRY_PASSWORD_KEY)} ...)"
             ]
         )
-    context = targets.DeployContext(env=pulumi.get_stack(), registry_password=password)
+    # Pulumi runs the program in the project directory (where Pulumi.yaml is).
+    context = targets.DeployContext(
+        env=pulumi.get_stack(), registry_password=password, project=Path.cwd()
+    )
     for name, value in target.deploy(spec, context).items():
         pulumi.export(name, value)

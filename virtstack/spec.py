@@ -35,6 +35,8 @@ _ABSOLUTE_PATH = r"^/\S*$"
 Name = Annotated[str, StringConstraints(pattern=_NAME_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
+_SSH_KEY = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( .*)?$"
+SshKey = Annotated[str, StringConstraints(pattern=_SSH_KEY, strip_whitespace=True)]
 
 
 class _Model(BaseModel):
@@ -71,6 +73,8 @@ class RegistrySpec(_Model):
     """Name of the volume (or VM data disk) holding the registry's blobs."""
     size_gib: PositiveInt = 10
     auth: bool = True
+    ssh_authorized_keys: list[SshKey] = []
+    """Keys the registry VM accepts besides the environment's (VM targets)."""
     username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "virtstack"
 
 
@@ -146,6 +150,8 @@ class TierSpec(_Placed):
     cpus: Annotated[int, Field(ge=1, le=64)] = 1
     memory: Annotated[int, Field(ge=128)] = 512
     """MiB per replica VM on the VM targets."""
+    ssh_authorized_keys: list[SshKey] = []
+    """Keys the tier's VMs (replicas and load balancer) accept besides the environment's."""
 
 
 class VmSpec(_Placed):
@@ -158,6 +164,10 @@ class VmSpec(_Placed):
     """GiB of the VM's root disk."""
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
+    ssh_authorized_keys: list[SshKey] = []
+    image: str | None = None
+    """A qcow2 cloud image with cloud-init instead of the built guest: an absolute path
+    on the libvirt host, or ``<pool>/<volume>`` of a volume already there."""
 
 
 class ContainerHostSpec(_Placed):
@@ -168,7 +178,7 @@ class ContainerHostSpec(_Placed):
     memory: Annotated[int, Field(ge=256)] = 2048
     disk: Annotated[int, Field(ge=1)] = 20
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "virtstack"
-    ssh_authorized_keys: list[str] = []
+    ssh_authorized_keys: list[SshKey] = []
 
 
 class ImagesSpec(_Model):
@@ -194,6 +204,8 @@ class EnvironmentSpec(_Model):
     tiers: list[TierSpec] = []
     vms: list[VmSpec] = []
     container_hosts: list[ContainerHostSpec] = []
+    ssh_authorized_keys: list[SshKey] = []
+    """Keys every VM of the environment accepts (VM targets), besides the default key."""
 
     def placed(self) -> list[tuple[str, Sequence[_Placed]]]:
         """Every section whose items get host names, by config key."""
@@ -254,6 +266,8 @@ _PATTERN_MEANING = {
     _NAME_PATTERN: "must be a DNS label: lowercase letters, digits and '-', "
     "starting with a letter, at most 32 characters",
     _ABSOLUTE_PATH: "must be an absolute path without spaces",
+    _SSH_KEY: "must be one public key line: '<type> <base64> [comment]' (ssh-ed25519, "
+    "ssh-rsa, ecdsa-sha2-*, sk-*)",
 }
 
 

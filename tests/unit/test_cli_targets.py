@@ -66,7 +66,7 @@ def test_targets_json_lists_capabilities_and_reachability(project: Path) -> None
     result = invoke(project, _docker_down(), "targets", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    vm = ["VMs", "container hosts", "persistent data", "registry"]
+    vm = ["SSH logins", "VMs", "container hosts", "persistent data", "registry"]
     assert {name: t["capabilities"] for name, t in shown.items()} == {
         "hostos": [*vm, "service tiers"],
         "hypervisor": [*vm, "remote engine", "service tiers"],

@@ -50,9 +50,9 @@ class LibvirtAdapter:
     """What virtstack does to a libvirt host directly, outside Pulumi runs."""
 
     kind: str = "libvirt"
-    parallel: int | None = 1
-    """The libvirt provider shares one connection between operations, and a cloud-init
-    ISO upload beside a domain deletion was seen to hang both forever: one at a time."""
+    parallel: int | None = None
+    """Pulumi's default: seed ISO uploads, the one call that hung a shared connection,
+    have a connection of their own (see LibvirtPlacement.seed_provider)."""
 
     def probe(self, uri: str) -> Reachability:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ class Capability(StrEnum):
     CONTAINER_HOSTS = "container hosts"
     THRESHOLD_SCALING = "threshold scaling"
     REMOTE_ENGINE = "remote engine"
+    SSH_LOGIN = "SSH logins"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +37,8 @@ class DeployContext:
     env: str
     """The environment (stack) name; prefixes every name the engine sees."""
     registry_password: pulumi.Input[str] | None = None
+    project: Path = Path()
+    """The project directory (where ``.virtstack/`` keeps the environment's SSH key)."""
 
 
 Outputs = Mapping[str, Any]
@@ -83,7 +87,13 @@ def required_capabilities(spec: EnvironmentSpec) -> Iterator[tuple[Capability, s
         yield Capability.VMS, key("vms")
     if spec.container_hosts:
         yield Capability.CONTAINER_HOSTS, key("container_hosts")
+    if spec.ssh_authorized_keys:
+        yield Capability.SSH_LOGIN, key("ssh_authorized_keys")
+    if spec.registry.ssh_authorized_keys:
+        yield Capability.SSH_LOGIN, key("registry", "ssh_authorized_keys")
     for i, tier in enumerate(spec.tiers):
+        if tier.ssh_authorized_keys:
+            yield Capability.SSH_LOGIN, key("tiers", i, "ssh_authorized_keys")
         if tier.volume is not None:
             yield Capability.PERSISTENT_DATA, key("tiers", i, "volume")
         if tier.scaling is not None and tier.scaling.requests_per_replica_per_minute:

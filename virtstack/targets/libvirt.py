@@ -10,10 +10,11 @@ from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestIm
 from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
 from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
 from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
+from virtstack_components.libvirt.tier import VmTier
 from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
 from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
-from virtstack import naming
+from virtstack import naming, sshkeys
 from virtstack.engines.libvirt import ADAPTER
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
@@ -43,6 +44,9 @@ def deploy_vms(
         raise SpecError(problems)
     uri = target.uri(spec)
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=uri)
+    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_provider.
+    seed_provider = libvirt.Provider(f"{ctx.env}-libvirt-seeds", uri=uri)
+    default_key = sshkeys.login_key(ctx.project, ctx.env).public
     host = LibvirtHost(
         namespace=ctx.env, provider=provider, domain_type=spec.engine.domain_type or domain_type
     )
@@ -93,9 +97,12 @@ def deploy_vms(
             network_id=net.network_id,
             image=image.ids,
             find_kept=kept.volume_id,
+            ssh_authorized_keys=sshkeys.authorized(default_key, spec.ssh_authorized_keys, []),
+            seed_provider=seed_provider,
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
+    machines: list[pulumi.Input[dict[str, str]]] = []
     if spec.registry.enabled:
         reg = spec.registry
         registry = VmRegistry(
@@ -105,15 +112,18 @@ def deploy_vms(
                 storage=reg.storage,
                 size_gib=reg.size_gib,
                 credentials=credentials(spec, ctx),
+                ssh_authorized_keys=reg.ssh_authorized_keys,
             ),
         )
         outputs |= registry_outputs(registry)
+        machines.append(_named(f"{ctx.env}-registry", registry.address))
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
             ServiceStackArgs(placement=on(spec.tiers[0].network), tiers=stack_tiers(spec, {})),
         )
         outputs |= stack_outputs(stack)
+        machines += [t.machines for t in stack.tiers.values() if isinstance(t, VmTier)]
     vms: dict[str, object] = {}
     for vm in spec.vms:
         for i in range(vm.count):
@@ -127,7 +137,7 @@ def deploy_vms(
                         extra=vm.cloud_init,
                         hostname=name,
                         user="virtstack",
-                        ssh_authorized_keys=[],
+                        ssh_authorized_keys=on(vm.network).keys(vm.ssh_authorized_keys),
                     ),
                     cpus=vm.cpus,
                     memory_mib=vm.memory,
@@ -135,6 +145,7 @@ def deploy_vms(
                 ),
             )
             vms[name] = machine.address
+            machines.append(_named(name, machine.address))
     hosts: dict[str, object] = {}
     for spec_host in spec.container_hosts:
         for i in range(spec_host.count):
@@ -151,7 +162,15 @@ def deploy_vms(
                 ),
             )
             hosts[name] = ch.docker_host
-    return outputs | {"vms": vms, "container_hosts": hosts}
+            machines.append(_named(name, ch.address))
+    every = pulumi.Output.all(*machines).apply(
+        lambda parts: {k: v for p in parts for k, v in p.items()}
+    )
+    return outputs | {"vms": vms, "container_hosts": hosts, "machines": every}
+
+
+def _named(name: str, address: pulumi.Output[str]) -> pulumi.Output[dict[str, str]]:
+    return address.apply(lambda a: {name: a})
 
 
 def vm_target(
@@ -164,6 +183,7 @@ def vm_target(
         Capability.PERSISTENT_DATA,
         Capability.VMS,
         Capability.CONTAINER_HOSTS,
+        Capability.SSH_LOGIN,
     }
     if remote:
         capabilities.add(Capability.REMOTE_ENGINE)

@@ -13,7 +13,13 @@ from virtstack_components.cloudinit import user_data
 from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
 from virtstack_components.libvirt.placement import LibvirtPlacement
-from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
+from virtstack_components.libvirt.vm import (
+    PUBLISH_ADDRESS,
+    PUBLISH_MAC,
+    DataDisk,
+    VirtualMachine,
+    VirtualMachineArgs,
+)
 from virtstack_components.tier import TierArgs, haproxy_config, published_url
 
 LB_MEMORY_MIB = 512
@@ -34,6 +40,8 @@ class VmTier(pulumi.ComponentResource):
     """``http://address:port/`` where the tier is published, or "" when it is not."""
     replica_names: list[str]
     """Domain (host) names of the replicas."""
+    machines: pulumi.Output[dict[str, str]]
+    """Every VM of the tier (replicas and load balancer): domain name -> address."""
 
     def __init__(
         self, name: str, args: VmTierArgs, opts: pulumi.ResourceOptions | None = None
@@ -53,6 +61,7 @@ class VmTier(pulumi.ComponentResource):
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         command = shlex.join(t.command)
+        keys = p.keys(t.ssh_authorized_keys)
         # Output.all() of nothing is a list, not a dict: start from an empty mapping.
         env: pulumi.Output[dict[str, str]] = (
             pulumi.Output.all(**dict(t.env)) if t.env else pulumi.Output.from_input({})
@@ -63,7 +72,7 @@ class VmTier(pulumi.ComponentResource):
                 "service",
                 hostname=replica,
                 user="virtstack",
-                ssh_authorized_keys=[],
+                ssh_authorized_keys=keys,
                 service=name,
                 command=command,
                 env={**values, "VIRTSTACK_TIER": name},
@@ -107,15 +116,31 @@ class VmTier(pulumi.ComponentResource):
                 placement=p,
                 user_data=config.apply(
                     lambda cfg: user_data(
-                        "lb", hostname=lb, user="virtstack", ssh_authorized_keys=[], haproxy_cfg=cfg
+                        "lb",
+                        hostname=lb,
+                        user="virtstack",
+                        ssh_authorized_keys=keys,
+                        haproxy_cfg=cfg,
+                        publish_mac=PUBLISH_MAC if t.publish else None,
+                        publish_address=PUBLISH_ADDRESS,
                     )
                 ),
                 memory_mib=LB_MEMORY_MIB,
+                publish=t.publish,
+                guest_port=names.LB_PORT,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.endpoint = lb_vm.address.apply(lambda a: f"{a}:{names.LB_PORT}")
         self.url = published_url(t.publish)
+        self.machines = pulumi.Output.all(*addresses, lb_vm.address).apply(
+            lambda found: dict(zip([*self.replica_names, lb], found, strict=True))
+        )
         self.register_outputs(
-            {"endpoint": self.endpoint, "url": self.url, "replica_names": self.replica_names}
+            {
+                "endpoint": self.endpoint,
+                "url": self.url,
+                "replica_names": self.replica_names,
+                "machines": self.machines,
+            }
         )

@@ -11,8 +11,28 @@ import pulumi_libvirt as libvirt
 from virtstack_components.cloudinit import content_hash
 from virtstack_components.compat import renamed_from
 from virtstack_components.libvirt.placement import LibvirtPlacement
+from virtstack_components.templating import render
+from virtstack_components.tier import Publish
 
 GIB = 1024**3
+PUBLISH_MAC = "52:54:00:76:73:70"
+"""MAC of the published-port NIC: alone on its VM's private user-mode net, so one for all."""
+PUBLISH_ADDRESS = "10.0.2.15/24"
+"""The guest's address on QEMU's user-mode net, where hostfwd delivers."""
+_PUBLISH_SLOT = "0x1e"
+# A PCI slot after every device libvirt places, so the environment's NIC stays eth0.
+
+
+def publish_xslt(publish: Publish, guest_port: int) -> str:
+    """The domain XML transform that publishes ``guest_port`` at ``publish`` on the host."""
+    return render(
+        "libvirt/publish.xsl.j2",
+        address=publish.address,
+        port=publish.port,
+        guest_port=guest_port,
+        mac=PUBLISH_MAC,
+        slot=_PUBLISH_SLOT,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +56,11 @@ class VirtualMachineArgs:
     data_disks: Sequence[DataDisk] = ()
     hostname: str | None = None
     """Domain and host name; the component's name when unset."""
+    publish: Publish | None = None
+    """Forward this host address and port to ``guest_port`` (QEMU user-mode networking,
+    so the libvirt host itself listens, local or remote); the guest must configure the
+    NIC with MAC ``PUBLISH_MAC`` as ``PUBLISH_ADDRESS``."""
+    guest_port: int = 80
 
 
 def kernel_args(cmdline: str) -> list[dict[str, str]]:
@@ -91,7 +116,7 @@ class VirtualMachine(pulumi.ComponentResource):
             pool=p.pool,
             user_data=args.user_data,
             meta_data=digest.apply(lambda d: f"instance-id: {host}-{d}\nlocal-hostname: {host}\n"),
-            opts=p.opts(self),
+            opts=pulumi.ResourceOptions(parent=self, provider=p.seed_provider or p.provider),
         )
         data = [
             libvirt.Volume(
@@ -126,6 +151,11 @@ class VirtualMachine(pulumi.ComponentResource):
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
             qemu_agent=True,
             autostart=True,
+            xml=(
+                libvirt.DomainXmlArgs(xslt=publish_xslt(args.publish, args.guest_port))
+                if args.publish
+                else None
+            ),
             # A domain name is unique on the host: the old VM must go before its successor.
             opts=p.opts(self, delete_before_replace=True),
         )
