@@ -174,6 +174,55 @@ class RunProgress:
         return (", ".join(parts) or "no changes") + (f", {same} unchanged" if same else "")
 
 
+@dataclass
+class ReadyProgress:
+    """Live progress of the wait for new machines to finish configuring themselves."""
+
+    console: Console
+    title: str
+    _progress: Progress | None = None
+    _task: Any = None
+
+    def __enter__(self) -> ReadyProgress:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = self._progress.add_task(self.title, total=0)
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def expect(self, machines: Sequence[str]) -> None:
+        """The machines about to be waited for."""
+        if self._progress is not None:
+            self._progress.update(self._task, total=len(machines))
+
+    def ready(self, machine: str, status: str) -> None:
+        """One machine finished: cloud-init ``status`` (``done`` when all went well)."""
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        good = status == "done"
+        self.console.print(
+            Text(" ✓ " if good else " ✗ ", style="green" if good else "red"),
+            Text(machine),
+            Text(f"  cloud-init {status}", style="dim" if good else "red"),
+        )
+
+
 def plain_outputs(outputs: Mapping[str, StackOutput]) -> dict[str, Any]:
     """Output values with secrets masked, for display or JSON."""
     return {k: SECRET if o.secret else o.value for k, o in outputs.items()}

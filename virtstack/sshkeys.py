@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from virtstack.errors import EngineCommandError
 
@@ -75,3 +76,32 @@ def known_hosts(project: Path, env: str) -> Path:
 def authorized(default: str, environment_wide: list[str], own: list[str]) -> list[str]:
     """The keys one VM accepts: the default key, the environment's, the item's; no repeats."""
     return list(dict.fromkeys([default, *environment_wide, *own]))
+
+
+def jump_host(uri: str) -> str | None:
+    """``user@host:port`` of a remote libvirt URI (``qemu+ssh://``), to jump through."""
+    parts = urlsplit(uri)
+    if not parts.scheme.endswith("+ssh") or not parts.hostname:
+        return None
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{user}{parts.hostname}{port}"
+
+
+def ssh_argv(
+    *,
+    address: str,
+    user: str,
+    key: LoginKey,
+    known_hosts_file: Path,
+    jump: str | None,
+    command: list[str],
+) -> list[str]:
+    """The ssh command line that logs in to one VM (or runs ``command`` there)."""
+    argv = ["ssh", "-o", "StrictHostKeyChecking=accept-new"]
+    argv += ["-o", f"UserKnownHostsFile={known_hosts_file}", "-o", "BatchMode=yes"]
+    if key.identity is not None:
+        argv += ["-i", str(key.identity), "-o", "IdentitiesOnly=yes"]
+    if jump is not None:
+        argv += ["-J", jump]
+    return [*argv, f"{user}@{address}", *command]

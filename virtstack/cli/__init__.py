@@ -5,7 +5,7 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
-from virtstack.cli import environments
+from virtstack.cli import environments, machines
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app", "environments"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app", "environments", "machines"]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virtstack_components import names
 
@@ -15,6 +15,9 @@ from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
 
 
 def is_local(uri: str) -> bool:
@@ -145,6 +148,15 @@ class DockerAdapter:
         if found:
             hostcmd.run(hostcmd.docker_argv(uri, "volume", "rm", *found), uri=uri)
         return found
+
+    def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
+        """None: containers are not machines that boot."""
+        return []
+
+    def wait_ready(
+        self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
+    ) -> None:
+        """Containers have no boot to wait for: Docker's healthchecks gate the balancers."""
 
     @retry_transient
     def lb_stats(

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from virtstack_components import names
 
 from virtstack import images, naming
-from virtstack.engines import hostcmd
+from virtstack.engines import guestagent, hostcmd
 from virtstack.engines.base import DataItem, Reachability
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.errors import EngineCommandError, EngineUnreachableError
+from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
 from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
 
 # Data disks carry the image format as a suffix in the pool.
 DISK_SUFFIX = ".qcow2"
+DOMAIN_TYPE = "libvirt:index/domain:Domain"
+# Steps after which a domain is new: created, or created anew in a replacement.
+_MADE_OPS = frozenset({"create", "create-replacement", "replace"})
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,29 @@ class LibvirtAdapter:
                 for step in ("pool-delete", "pool-undefine"):
                     hostcmd.run(hostcmd.virsh_argv(uri, step, pool), uri=uri)
         return found
+
+    def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
+        """The domains a run created or replaced, by name, from its engine events."""
+        made = []
+        for event in events:
+            done = event.res_outputs_event
+            if done is None or done.metadata.type != DOMAIN_TYPE:
+                continue
+            if str(done.metadata.op.value) in _MADE_OPS and done.metadata.new is not None:
+                made.append(str((done.metadata.new.outputs or {}).get("name", "")))
+        return sorted({m for m in made if m})
+
+    def wait_ready(
+        self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
+    ) -> None:
+        """Wait for cloud-init's end in each VM, through its guest agent; ``on_ready(name,
+        status)`` as each finishes. A failed or unfinished VM fails ``up``, named."""
+        verdicts = guestagent.wait_ready(
+            uri, machines, lambda found: on_ready(found.domain, found.status)
+        )
+        problems = guestagent.failures(verdicts)
+        if problems:
+            raise OperationError("up", env, problems)
 
     @retry_transient
     def lb_stats(
