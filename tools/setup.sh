@@ -12,6 +12,7 @@ packages=(
     python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
+    xsltproc openssh-client
 )
 # actionlint checks the pull-request workflow (tests/artifacts); built by the go command.
 ACTIONLINT=github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -82,6 +83,11 @@ class LibvirtAdapter:
             if blocker is not None and not blocker.is_dir():
                 where = key("engine", "pool_path")
                 yield f"{where}: {blocker} is not a directory, so pool {path} cannot be made"
+        for i, tier in enumerate(spec.tiers):
+            # The libvirt provider runs xsltproc here to add the port to the domain's XML.
+            if tier.publish is not None and shutil.which("xsltproc") is None:
+                where = key("tiers", i, "publish")
+                yield f"{where}: publishing a VM's port needs xsltproc here (apt install xsltproc)"
         have = self.host_memory_mib(uri)
         sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
         sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
