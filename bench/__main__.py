@@ -2,6 +2,6 @@
 
 import runpy
 
-for module in ("bench.cli_help", "bench.up_vs_compose"):
+for module in ("bench.cli_help", "bench.up_vs_compose", "bench.vm_parallel"):
     print(f"== {module}")
     runpy.run_module(module, run_name="__main__")
