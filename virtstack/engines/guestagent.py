@@ -117,13 +117,14 @@ def wait_ready(
     domains: Iterable[str],
     on_done: Callable[[CloudInit], None] = lambda found: None,
     timeout: float = READY_TIMEOUT,
+    interval: float = 3,
 ) -> list[CloudInit]:
     """Wait until cloud-init has finished in every domain (all at once); each verdict
     (``timeout`` for a VM that did not finish in time)."""
 
     @retry(
         stop=stop_after_delay(timeout),
-        wait=wait_fixed(3),
+        wait=wait_fixed(interval),
         retry=retry_if_exception_type((AgentNotReadyError, StillRunningError)),
         reraise=True,
     )
