@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -84,10 +85,21 @@ class LibvirtAdapter:
                 where = key("engine", "pool_path")
                 yield f"{where}: {blocker} is not a directory, so pool {path} cannot be made"
         for i, tier in enumerate(spec.tiers):
+            if tier.publish is None:
+                continue
+            where = key("tiers", i, "publish")
             # The libvirt provider runs xsltproc here to add the port to the domain's XML.
-            if tier.publish is not None and shutil.which("xsltproc") is None:
-                where = key("tiers", i, "publish")
+            if shutil.which("xsltproc") is None:
                 yield f"{where}: publishing a VM's port needs xsltproc here (apt install xsltproc)"
+            address = str(tier.publish_address)
+            lb = names.lb_name(names.tier_name(env, tier.name))
+            # QEMU of the tier's own load-balancer VM holds the port once it runs.
+            if (
+                hostcmd.is_local(uri)
+                and _port_taken(address, tier.publish)
+                and not self._runs(uri, lb)
+            ):
+                yield f"{where}: {address}:{tier.publish} is already in use by another process"
         have = self.host_memory_mib(uri)
         sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
         sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
@@ -98,6 +110,13 @@ class LibvirtAdapter:
         for where, mib in sized:
             if mib > have:
                 yield f"{where}: {mib} MiB is more than the host {uri} has ({have} MiB)"
+
+    def _runs(self, uri: str, domain: str) -> bool:
+        try:
+            state = hostcmd.run(hostcmd.virsh_argv(uri, "domstate", domain), uri=uri)
+        except EngineCommandError:
+            return False  # no such domain
+        return state.strip() == "running"
 
     def host_memory_mib(self, uri: str) -> int:
         """The host's memory, from ``virsh nodeinfo``."""
@@ -209,6 +228,16 @@ class LibvirtAdapter:
         with urllib.request.urlopen(url, timeout=hostcmd.DEFAULT_TIMEOUT) as response:
             body: bytes = response.read()
         return body.decode()
+
+
+def _port_taken(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return True
+    return False
 
 
 ADAPTER = LibvirtAdapter()
