@@ -165,9 +165,6 @@ class VmSpec(_Placed):
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
     ssh_authorized_keys: list[SshKey] = []
-    image: str | None = None
-    """A qcow2 cloud image with cloud-init instead of the built guest: an absolute path
-    on the libvirt host, or ``<pool>/<volume>`` of a volume already there."""
 
 
 class ContainerHostSpec(_Placed):
