@@ -58,3 +58,34 @@ def test_a_malformed_key_is_refused_naming_its_key() -> None:
     with pytest.raises(SpecError) as caught:
         parse_spec(config)
     assert str(caught.value).startswith("virtstack:tiers[0].ssh_authorized_keys[0]: must be one")
+
+
+def test_keys_a_target_cannot_honour_are_refused_by_name() -> None:
+    from virtstack import targets
+
+    vm = parse_spec(
+        {
+            "target": "hostos",
+            "networks": [{"name": "lab", "cidr": "192.168.151.0/24"}],
+            "registry": {"enabled": True, "port": 5001},
+            "ssh_authorized_keys": [USER_KEY],
+        }
+    )
+    with pytest.raises(SpecError) as caught:
+        targets.check(vm)
+    assert caught.value.problems == [
+        "virtstack:registry.port: the hostos target cannot honour this key; remove it"
+    ]
+    docker = parse_spec(
+        {
+            "target": "container",
+            "ssh_authorized_keys": [USER_KEY],
+            "tiers": [{"name": "web", "image": "x"}, {"name": "db", "image": "y", "memory": 256}],
+        }
+    )
+    with pytest.raises(SpecError) as caught:
+        targets.check(docker)
+    assert caught.value.problems == [
+        "virtstack:ssh_authorized_keys: the container target has no SSH logins",
+        "virtstack:tiers[1].memory: the container target cannot honour this key; remove it",
+    ]

@@ -57,6 +57,8 @@ class Target:
     capabilities: frozenset[Capability]
     deploy: Callable[[EnvironmentSpec, DeployContext], Outputs]
     extra_checks: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
+    ignores: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
+    """Config keys set in a spec that this target has no use for (each is refused)."""
 
     def uri(self, spec: EnvironmentSpec) -> str:
         """The engine endpoint the spec names, or this target's default."""
@@ -75,6 +77,27 @@ class Target:
             if capability not in self.capabilities:
                 yield f"{where}: the {self.name} target has no {capability}"
         yield from self.extra_checks(spec)
+        for where in self.ignores(spec):
+            yield f"{where}: the {self.name} target cannot honour this key; remove it"
+
+
+def set_keys(spec: EnvironmentSpec, paths: Iterable[tuple[str, ...]]) -> Iterator[str]:
+    """The config keys among ``paths`` (``("registry", "port")``, ``("tiers", "*",
+    "cpus")``) that the spec sets explicitly, defaults aside."""
+    for path in paths:
+        yield from _set_at(spec, path, ())
+
+
+def _set_at(node: Any, path: tuple[str, ...], done: tuple[str | int, ...]) -> Iterator[str]:
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for i, item in enumerate(node):
+            yield from _set_at(item, rest, (*done, i))
+    elif head in node.model_fields_set:
+        if rest:
+            yield from _set_at(getattr(node, head), rest, (*done, head))
+        else:
+            yield key(*done, head)
 
 
 def required_capabilities(spec: EnvironmentSpec) -> Iterator[tuple[Capability, str]]:

@@ -13,7 +13,7 @@ from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
 from virtstack.engines.docker import ADAPTER
 from virtstack.spec import EnvironmentSpec
-from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
 
@@ -133,4 +133,15 @@ TARGET = Target(
         }
     ),
     deploy=deploy,
+    # VM sizes and libvirt settings mean nothing to a Docker engine.
+    ignores=lambda spec: set_keys(
+        spec,
+        [
+            ("engine", "domain_type"),
+            ("engine", "pool_path"),
+            ("images", "guest"),
+            ("tiers", "*", "cpus"),
+            ("tiers", "*", "memory"),
+        ],
+    ),
 )

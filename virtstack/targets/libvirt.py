@@ -19,7 +19,7 @@ from virtstack.engines.libvirt import ADAPTER
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
-from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
 
@@ -200,5 +200,15 @@ def vm_target(
         capabilities=frozenset(capabilities),
         deploy=deploy,
         extra_checks=check_vm_networks,
+        # Nothing is published on the host but a front tier; VMs run the guest's packages.
+        ignores=lambda spec: set_keys(
+            spec,
+            [
+                ("registry", "address"),
+                ("registry", "port"),
+                ("images", "lb"),
+                ("images", "registry"),
+            ],
+        ),
     )
     return target
