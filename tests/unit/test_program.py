@@ -171,8 +171,8 @@ def test_a_published_vm_tier_forwards_the_host_port_to_its_load_balancer(run, gu
     d = run(main, config, stack="lab")
     xslt = d.named("lab-web-lb-domain").inputs["xml"]["xslt"]
     assert "hostfwd=tcp:127.0.0.1:8088-:80" in xslt
-    assert "mac=52:54:00:76:73:70" in xslt
+    assert "mac=02:00:76:73:00:01" in xslt
     lb = d.named("lab-web-lb-seed").inputs["userData"]
-    assert "MACAddress=52:54:00:76:73:70" in lb
+    assert "MACAddress=02:00:76:73:00:01" in lb
     assert "Address=10.0.2.15/24" in lb
     assert "xml" not in d.named("lab-web-replica-0-domain").inputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,12 +16,24 @@ from virtstack_components.templating import render
 from virtstack_components.tier import Publish
 
 GIB = 1024**3
-PUBLISH_MAC = "52:54:00:76:73:70"
-"""MAC of the published-port NIC: alone on its VM's private user-mode net, so one for all."""
+PUBLISH_MAC = "02:00:76:73:00:01"
+"""MAC of the published-port NIC: alone on its VM's private user-mode net, so one for all
+(locally administered, never one of :func:`stable_mac`'s)."""
 PUBLISH_ADDRESS = "10.0.2.15/24"
 """The guest's address on QEMU's user-mode net, where hostfwd delivers."""
 _PUBLISH_SLOT = "0x1e"
 # A PCI slot after every device libvirt places, so the environment's NIC stays eth0.
+
+
+def stable_mac(host: str) -> str:
+    """The VM's MAC on its network, derived from its host name.
+
+    A replaced VM keeps its MAC, so the network's DHCP server hands it its old address
+    again: the load balancer listing it, and the tiers in front of that one, stay as
+    they are instead of being replaced in a cascade.
+    """
+    digest = hashlib.sha256(host.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
 def publish_xslt(publish: Publish, guest_port: int) -> str:
@@ -145,7 +158,10 @@ class VirtualMachine(pulumi.ComponentResource):
             cloudinit=seed.id,
             network_interfaces=[
                 libvirt.DomainNetworkInterfaceArgs(
-                    network_id=p.network_id, hostname=host, wait_for_lease=True
+                    network_id=p.network_id,
+                    hostname=host,
+                    mac=stable_mac(host),
+                    wait_for_lease=True,
                 )
             ],
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
