@@ -16,6 +16,7 @@ from virtstack_components.templating import render
 from virtstack_components.tier import Publish
 
 GIB = 1024**3
+DOMAIN_CREATE_TIMEOUT = "30m"
 PUBLISH_MAC = "02:00:76:73:00:01"
 """MAC of the published-port NIC: alone on its VM's private user-mode net, so one for all
 (locally administered, never one of :func:`stable_mac`'s)."""
@@ -173,7 +174,13 @@ class VirtualMachine(pulumi.ComponentResource):
                 else None
             ),
             # A domain name is unique on the host: the old VM must go before its successor.
-            opts=p.opts(self, delete_before_replace=True),
+            opts=p.opts(
+                self,
+                delete_before_replace=True,
+                # Creation ends with the VM's DHCP lease: a boot under software emulation on
+                # a busy host outlasts the provider's 5 minutes.
+                custom_timeouts=pulumi.CustomTimeouts(create=DOMAIN_CREATE_TIMEOUT),
+            ),
         )
         self.domain_name = domain.name
         self.address = domain.network_interfaces.apply(_first_address)
