@@ -125,7 +125,10 @@ def wait_ready(
     @retry(
         stop=stop_after_delay(timeout),
         wait=wait_fixed(interval),
-        retry=retry_if_exception_type((AgentNotReadyError, StillRunningError)),
+        # A slow answer from libvirtd (it may be busy starting other VMs) is asked again.
+        retry=retry_if_exception_type(
+            (AgentNotReadyError, StillRunningError, EngineUnreachableError)
+        ),
         reraise=True,
     )
     def finished(domain: str) -> CloudInit:
