@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
 from virtstack import targets
+from virtstack.environment import project_dir
 from virtstack.errors import SpecError
 from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, key, parse_spec
 
@@ -44,9 +44,9 @@ def main() -> None:
                 f"(pulumi config set --secret {key(REGISTRY_PASSWORD_KEY)} ...)"
             ]
         )
-    # Pulumi runs the program in the project directory (where Pulumi.yaml is).
+    # Pulumi runs the program in its own folder (stacks/); the project is above it.
     context = targets.DeployContext(
-        env=pulumi.get_stack(), registry_password=password, project=Path.cwd()
+        env=pulumi.get_stack(), registry_password=password, project=project_dir(None)
     )
     for name, value in target.deploy(spec, context).items():
         pulumi.export(name, value)
