@@ -1,7 +1,7 @@
-"""The VM targets for real: the dev shape on hostos, on this machine's libvirtd (TCG).
+"""The VM targets for real: web -> db on hostos, on this machine's libvirtd (TCG).
 
-One environment is shared by the module: a registry VM and web -> app -> db, each tier
-behind an HAProxy VM, db on a data disk, web published on a loopback port of this host.
+One environment is shared by the module: web (two VMs) -> db (one VM, on a data disk),
+each tier behind an HAProxy VM, web published on a loopback port of this host.
 Everything is checked from outside the guests: HTTP through the published port, ``virtstack
 ssh`` into every VM, the QEMU guest agent. hostos and hypervisor deploy through the same
 code (vm_target); the hypervisor differs in its default domain type (kvm, which this
