@@ -12,7 +12,7 @@ packages=(
     python3-venv docker.io docker-compose docker-registry haproxy cloud-init apache2-utils
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
-    graphviz restic systemd
+    graphviz restic systemd xsltproc
     iproute2 util-linux
     openssh-server openssh-client
 )

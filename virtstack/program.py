@@ -10,6 +10,7 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from virtstack import targets
+from virtstack.environment import project_dir
 from virtstack.errors import SpecError
 from virtstack.secrets import plaintext_problems, secret_ref_problems
 from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, key, parse_spec
@@ -73,6 +74,8 @@ def main() -> None:
         env=pulumi.get_stack(),
         registry_password=password,
         secrets={name: pulumi.Output.secret(str(value)) for name, value in stored.items()},
+        # Pulumi runs the program in its own folder (stacks/); the project is above it.
+        project=project_dir(None),
     )
     for name, value in target.deploy(spec, context).items():
         pulumi.export(name, value)

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -233,3 +234,52 @@ class RunProgress:
         parts = [f"{n} {op.value}d" for op, n in self.counts.items() if op is not Op.SAME and n]
         same = self.counts.get(Op.SAME, 0)
         return (", ".join(parts) or "no changes") + (f", {same} unchanged" if same else "")
+
+
+@dataclass
+class ReadyProgress:
+    """Live progress of the wait for new machines to finish configuring themselves."""
+
+    console: Console
+    title: str
+    _progress: Progress | None = None
+    _task: Any = None
+
+    def __enter__(self) -> ReadyProgress:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = self._progress.add_task(self.title, total=0)
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def expect(self, machines: Sequence[str]) -> None:
+        """The machines about to be waited for."""
+        if self._progress is not None:
+            self._progress.update(self._task, total=len(machines))
+
+    def ready(self, machine: str, status: str) -> None:
+        """One machine finished: cloud-init ``status`` (``done`` when all went well)."""
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        good = status == "done"
+        self.console.print(
+            Text(" ✓ " if good else " ✗ ", style="green" if good else "red"),
+            Text(machine),
+            Text(f"  cloud-init {status}", style="dim" if good else "red"),
+        )

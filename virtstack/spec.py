@@ -64,6 +64,8 @@ MAX_GIB = 64 * 1024
 MAX_ITEMS = 64
 Gib = Annotated[int, Field(ge=1, le=MAX_GIB)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
+_SSH_KEY = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( .*)?$"
+SshKey = Annotated[str, StringConstraints(pattern=_SSH_KEY, strip_whitespace=True)]
 
 
 class _Model(BaseModel):
@@ -114,6 +116,8 @@ class RegistrySpec(_Model):
     """Name of the volume (or VM data disk) holding the registry's blobs."""
     size_gib: Gib = 10
     auth: bool = True
+    ssh_authorized_keys: list[SshKey] = []
+    """Keys the registry VM accepts besides the environment's (VM targets)."""
     username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "virtstack"
 
 
@@ -229,6 +233,8 @@ class TierSpec(_Placed):
     memory: Annotated[int, Field(ge=128, le=MAX_MIB)] = 512
     """MiB per replica VM on the VM targets."""
     backup: HooksSpec = HooksSpec()
+    ssh_authorized_keys: list[SshKey] = []
+    """Keys the tier's VMs (replicas and load balancer) accept besides the environment's."""
     """Hooks around the copy of a replica's volume; without ``pre`` it is paused instead."""
 
     @field_validator("command")
@@ -260,6 +266,7 @@ class VmSpec(_Placed):
     """GiB of the VM's root disk."""
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
+    ssh_authorized_keys: list[SshKey] = []
 
 
 class ContainerHostSpec(_Placed):
@@ -270,7 +277,7 @@ class ContainerHostSpec(_Placed):
     memory: Annotated[int, Field(ge=256, le=MAX_MIB)] = 2048
     disk: Gib = 20
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "virtstack"
-    ssh_authorized_keys: list[Annotated[str, StringConstraints(pattern=_LINE_PATTERN)]] = []
+    ssh_authorized_keys: list[SshKey] = []
 
 
 class ImagesSpec(_Model):
@@ -297,6 +304,8 @@ class EnvironmentSpec(_Model):
     vms: Annotated[list[VmSpec], Field(max_length=MAX_ITEMS)] = []
     container_hosts: Annotated[list[ContainerHostSpec], Field(max_length=MAX_ITEMS)] = []
     backup: BackupSpec = BackupSpec()
+    ssh_authorized_keys: Annotated[list[SshKey], Field(max_length=MAX_ITEMS)] = []
+    """Keys every VM of the environment accepts (VM targets), besides the default key."""
 
     def placed(self) -> list[tuple[str, Sequence[_Placed]]]:
         """Every section whose items get host names, by config key."""
@@ -375,6 +384,8 @@ _PATTERN_MEANING = {
     "(not '/' itself; no spaces, ',', ':', brackets or control characters)",
     _HEALTH_PATH_PATTERN: "must be an absolute path of URL characters: an HTTP path and "
     "query of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes",
+    _SSH_KEY: "must be one public key line: '<type> <base64> [comment]' (ssh-ed25519, "
+    "ssh-rsa, ecdsa-sha2-*, sk-*)",
 }
 
 

@@ -177,6 +177,21 @@ def up(session: Session, on_event: OnEvent) -> dict[str, StackOutput]:
     return session.runner.outputs(session.ref)
 
 
+def wait_ready(
+    session: Session,
+    events: list[EngineEvent],
+    on_ready: Callable[[str, str], None],
+    on_start: Callable[[list[str]], None] = lambda machines: None,
+) -> list[str]:
+    """Wait until every machine the run's ``events`` created or replaced is configured
+    (cloud-init done in a VM); the machines waited for. Raises OperationError naming
+    each machine that failed, with the first lines of its error."""
+    machines = session.adapter.machines_made(events)
+    on_start(machines)
+    session.adapter.wait_ready(session.env, session.environment.uri, machines, on_ready)
+    return machines
+
+
 def destroy(session: Session, on_event: OnEvent) -> None:
     """Remove everything the environment deployed (its data stays on the engine)."""
     session.runner.destroy(session.ref, session.environment, on_event)
@@ -312,3 +327,40 @@ def migrate_data(session: Session) -> dict[str, str]:
 def unlock(session: Session) -> list[str]:
     """Clear Pulumi's lock left by a crashed run (refused while its holder runs)."""
     return session.runner.unlock(session.ref)
+
+
+# -- ssh --------------------------------------------------------------------------------
+
+
+def ssh_command(session: Session, machine: str, command: list[str]) -> list[str]:
+    """The ssh command line into ``machine`` (its domain name, or without ``<env>-``).
+
+    Its address comes from the stack outputs; the key is the environment's login key.
+    Raises :class:`UsageError` for a machine the environment does not have.
+    """
+    from virtstack import sshkeys
+
+    outputs = report.plain_outputs(session.runner.outputs(session.ref))
+    machines: dict[str, str] = outputs.get("machines") or {}
+    name = machine if machine in machines else f"{session.env}-{machine}"
+    if name not in machines or not machines[name]:
+        known = ", ".join(sorted(machines)) or "none (run up)"
+        raise UsageError(f"ssh {session.env}: no machine {machine!r} (machines: {known})")
+    spec = session.environment.spec
+    user = next(
+        (
+            h.ssh_user
+            for h in spec.container_hosts
+            if name == f"{session.env}-{h.name}" or name.startswith(f"{session.env}-{h.name}-")
+        ),
+        "virtstack",
+    )
+    project = session.ref.project
+    return sshkeys.ssh_argv(
+        address=machines[name],
+        user=user,
+        key=sshkeys.login_key(project, session.env),
+        known_hosts_file=sshkeys.known_hosts(project, session.env),
+        jump=sshkeys.jump_host(session.environment.uri),
+        command=command,
+    )

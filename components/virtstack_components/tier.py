@@ -66,6 +66,8 @@ class TierArgs:
     """The most replicas scaling may ask for; sizes the load balancer's server slots."""
     cpus: int = 1
     memory_mib: int = 512
+    ssh_authorized_keys: Sequence[str] = ()
+    """Keys the tier's VMs accept besides their placement's (VM engines)."""
 
     def __post_init__(self) -> None:
         if self.replicas > self.max_replicas:

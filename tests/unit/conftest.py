@@ -177,3 +177,17 @@ def guest_dir(tmp_path: Path) -> Path:
         json.dumps({"version": "test", "kernel_cmdline": "root=/dev/vda console=ttyS0 ro"})
     )
     return tmp_path
+
+
+USER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVzZXIta2V5LWZvci10ZXN0cw user@test"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home of the test's own with a user key in ~/.ssh: no key is generated anywhere."""
+    path = tmp_path_factory.mktemp("home")
+    (path / ".ssh").mkdir()
+    (path / ".ssh" / "id_ed25519").write_text("stand-in private key\n")
+    (path / ".ssh" / "id_ed25519.pub").write_text(USER_KEY + "\n")
+    monkeypatch.setenv("HOME", str(path))
+    return path

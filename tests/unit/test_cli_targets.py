@@ -70,13 +70,13 @@ def test_targets_json_lists_capabilities_and_reachability(project: Path) -> None
     result = invoke(project, _docker_down(), "targets", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    vm = ["VMs", "container hosts", "persistent data", "registry"]
+    vm = ["SSH logins", "VMs", "container hosts", "persistent data", "registry"]
     assert {name: t["capabilities"] for name, t in shown.items()} == {
         "hostos": [*vm, "service tiers"],
         # What the hypervisor adds to hostos: a remote host, KVM where it works, autostart.
         "hypervisor": [
-            "KVM with the host CPU", *vm[:1], "autostart with the host", *vm[1:],
-            "remote engine", "service tiers",
+            "KVM with the host CPU", "SSH logins", "VMs", "autostart with the host",
+            "container hosts", "persistent data", "registry", "remote engine", "service tiers",
         ],
         "container": [
             "persistent data", "registry", "remote engine", "service tiers", "threshold scaling",

@@ -604,3 +604,31 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("lb_runs", [False, True])
+def test_libvirt_problems_name_a_published_port_someone_else_holds(
+    host_memory, monkeypatch: pytest.MonkeyPatch, lb_runs: bool
+) -> None:
+    host_memory(99999)
+    monkeypatch.setattr(LibvirtAdapter, "_runs", lambda self, uri, domain: lb_runs)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        spec = parse_spec(
+            {
+                "virtstack:target": "hostos",
+                "virtstack:networks": [{"name": "lab", "cidr": "192.168.151.0/24"}],
+                "virtstack:tiers": [
+                    {"name": "web", "image": "x", "command": ["true"], "publish": port}
+                ],
+            }
+        )
+        found = list(LIBVIRT._problems(spec, "lab", "qemu:///system"))
+    # The environment's own load-balancer VM holding it is no problem.
+    assert found == (
+        []
+        if lb_runs
+        else [f"virtstack:tiers[0].publish: 127.0.0.1:{port} is already in use by another process"]
+    )

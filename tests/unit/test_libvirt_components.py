@@ -254,3 +254,18 @@ def test_vm_replicas_need_a_command(run):
     tiers = [StackTier(name="web", args=TierArgs(image="only-a-container-image"))]
     with pytest.raises(ComponentError, match="tier lab-web: VM replicas need a command"):
         run(lambda: ServiceStack("lab", ServiceStackArgs(placement=PLACEMENT, tiers=tiers)))
+
+
+def test_a_vm_keeps_its_mac_and_so_its_address_when_replaced(run):
+    from virtstack_components.libvirt.vm import stable_mac
+
+    def program():
+        VirtualMachine(
+            "lab-a", VirtualMachineArgs(placement=PLACEMENT, user_data="#cloud-config\n")
+        )
+
+    d = run(program)
+    [nic] = d.named("lab-a-domain").inputs["networkInterfaces"]
+    assert nic["mac"] == stable_mac("lab-a")
+    assert stable_mac("lab-a") == stable_mac("lab-a") != stable_mac("lab-b")
+    assert stable_mac("lab-a").startswith("52:54:00:")

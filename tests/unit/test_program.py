@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST
+from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST, USER_KEY
 from virtstack.errors import SpecError
 from virtstack.program import main
 from virtstack.stackfiles import read_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET = {"virtstack:registry_password": "s3cret"}
+SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
+DOMAIN = "libvirt:index/domain:Domain"
 
 
 def config_of(env: str, **changes: Any) -> dict[str, Any]:
@@ -141,3 +143,41 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
     registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
     expected = f"{mock_address(registry.inputs['name'])}:5000"
     assert json.loads(daemon["content"])["insecure-registries"] == [expected]
+
+
+def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: Path):
+    extra = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGVudi13aWRl env@test"
+    own = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG93bi1rZXk= own@test"
+    config = config_of("staging", images={"guest": str(guest_dir)}, ssh_authorized_keys=[extra])
+    config["virtstack:vms"][0]["ssh_authorized_keys"] = [own]
+    d = run(main, config, stack="staging")
+    seeds = {r.name: r.inputs["userData"] for r in d.of_type(SEED)}
+    assert sorted(seeds) == [
+        "staging-docker-vm-seed",
+        "staging-tools-seed",
+        "staging-web-lb-seed",
+        "staging-web-replica-0-seed",
+        "staging-web-replica-1-seed",
+    ]
+    for name, text in seeds.items():
+        assert USER_KEY in text, name
+        assert extra in text, name
+        assert (own in text) == (name == "staging-tools-seed"), name
+    # Seeds travel on a libvirt connection of their own.
+    seed_providers = {r.provider.split("::")[3] for r in d.of_type(SEED)}
+    domain_providers = {r.provider.split("::")[3] for r in d.of_type(DOMAIN)}
+    assert seed_providers == {"staging-libvirt-seeds"}, seed_providers
+    assert domain_providers == {"staging-libvirt"}, domain_providers
+
+
+def test_a_published_vm_tier_forwards_the_host_port_to_its_load_balancer(run, guest_dir: Path):
+    config = config_of("lab", images={"guest": str(guest_dir)})
+    config["virtstack:tiers"][0]["publish"] = 8088
+    d = run(main, config, stack="lab")
+    xslt = d.named("lab-web-lb-domain").inputs["xml"]["xslt"]
+    assert "hostfwd=tcp:127.0.0.1:8088-:80" in xslt
+    assert "mac=02:00:76:73:00:01" in xslt
+    lb = d.named("lab-web-lb-seed").inputs["userData"]
+    assert "MACAddress=02:00:76:73:00:01" in lb
+    assert "Address=10.0.2.15/24" in lb
+    assert "xml" not in d.named("lab-web-replica-0-domain").inputs

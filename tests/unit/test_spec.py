@@ -277,7 +277,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
             tiers=[],
             container_hosts=[{"name": "docker", "ssh_authorized_keys": ["ssh-ed25519 A\nx"]}],
         ),
-        "virtstack:container_hosts[0].ssh_authorized_keys[0]: must be one line",
+        "virtstack:container_hosts[0].ssh_authorized_keys[0]: must be one public key line",
     ),
 ]
 

@@ -5,7 +5,7 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
-from virtstack.cli import backups, environments, operator, secrets, state
+from virtstack.cli import backups, environments, machines, operator, secrets, state
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "app",
     "backups",
     "environments",
+    "machines",
     "operator",
     "secrets",
     "state",

@@ -31,7 +31,7 @@ from virtstack.errors import ToolchainMissingError, UsageError, VirtstackError
 
 if TYPE_CHECKING:
     from virtstack.environment import StackRef
-    from virtstack.runner import OnEvent
+    from virtstack.runner import EventLog, OnEvent, StackOutput
     from virtstack.workflows import Services, Session
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app"]
@@ -201,8 +201,27 @@ def _deploy(session: Session, *, confirm: bool = False) -> None:
         if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
             typer.echo("nothing changed", err=True)
             raise typer.Exit(EXIT_FAILED)
-    outputs = _run(session, "up", workflows.up)
+    logs: list[EventLog] = []
+
+    def deploy(s: Session, on_event: OnEvent) -> dict[str, StackOutput]:
+        logs.append(EventLog(on_event))  # kept: the machines made are in the events
+        return workflows.up(s, logs[-1])
+
+    outputs = _run(session, "up", deploy)
+    _wait_ready(session, logs[-1])
     console.print(report.outputs_summary(session.env, outputs))
+
+
+def _wait_ready(session: Session, log: EventLog) -> None:
+    """Wait, with live progress, until the machines the run made are configured."""
+    from virtstack import workflows
+    from virtstack.progress import ReadyProgress
+
+    console = new_console()
+    with ReadyProgress(console=console, title=f"ready {session.env}") as progress:
+        machines = workflows.wait_ready(session, log.events, progress.ready, progress.expect)
+    if machines:
+        console.print(f"[bold]{session.env}[/]: {len(machines)} machines ready")
 
 
 @app.command()

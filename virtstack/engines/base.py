@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
+
     from virtstack.spec import EnvironmentSpec
 
 
@@ -147,6 +149,18 @@ class EngineAdapter(Protocol):
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         """Remove the environment's data from the engine; the names removed."""
+        ...
+
+    def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
+        """The machines (VMs) an ``up`` created or replaced, from its engine events."""
+        ...
+
+    def wait_ready(
+        self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
+    ) -> None:
+        """Wait until the machines ``up`` made or replaced have finished configuring
+        themselves; ``on_ready(name, status)`` as each does. Raises OperationError naming
+        those that failed. Nothing to wait for on engines without machines."""
         ...
 
     def lb_stats(

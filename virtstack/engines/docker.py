@@ -6,9 +6,9 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from virtstack_components import names
@@ -19,6 +19,9 @@ from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, 
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
 
 
 def is_local(uri: str) -> bool:
@@ -259,6 +262,15 @@ class DockerAdapter:
                 )
             )
         return sorted(found, key=lambda r: r.replica)
+
+    def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
+        """None: containers are not machines that boot."""
+        return []
+
+    def wait_ready(
+        self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
+    ) -> None:
+        """Containers have no boot to wait for: Docker's healthchecks gate the balancers."""
 
     @retry_transient
     def lb_stats(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from virtstack_components import names
@@ -17,11 +19,17 @@ from virtstack import images, naming
 from virtstack.engines import guestagent, hostcmd, sshopts
 from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
+from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError, UsageError
 from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
 
 # Data disks carry the image format as a suffix in the pool.
 DISK_SUFFIX = ".qcow2"
+DOMAIN_TYPE = "libvirt:index/domain:Domain"
+# Steps after which a domain is new: created, or created anew in a replacement.
+_MADE_OPS = frozenset({"create", "create-replacement", "replace"})
 
 # ssh options that change nothing for the libvirt provider's own ssh client, which
 # never prompts and has a connect timeout of its own.
@@ -114,9 +122,9 @@ class LibvirtAdapter:
     """What virtstack does to a libvirt host directly, outside Pulumi runs."""
 
     kind: str = "libvirt"
-    parallel: int | None = 1
-    """The libvirt provider shares one connection between operations, and a cloud-init
-    ISO upload beside a domain deletion was seen to hang both forever: one at a time."""
+    parallel: int | None = None
+    """Pulumi's default: seed ISO uploads, the one call that hung a shared connection,
+    have a connection of their own (see LibvirtPlacement.seed_provider)."""
 
     def probe(self, uri: str) -> Reachability:
         try:
@@ -140,6 +148,22 @@ class LibvirtAdapter:
             if blocker is not None and not blocker.is_dir():
                 where = key("engine", "pool_path")
                 yield f"{where}: {blocker} is not a directory, so pool {path} cannot be made"
+        for i, tier in enumerate(spec.tiers):
+            if tier.publish is None:
+                continue
+            where = key("tiers", i, "publish")
+            # The libvirt provider runs xsltproc here to add the port to the domain's XML.
+            if shutil.which("xsltproc") is None:
+                yield f"{where}: publishing a VM's port needs xsltproc here (apt install xsltproc)"
+            address = str(tier.publish_address)
+            lb = names.lb_name(names.tier_name(env, tier.name))
+            # QEMU of the tier's own load-balancer VM holds the port once it runs.
+            if (
+                hostcmd.is_local(uri)
+                and _port_taken(address, tier.publish)
+                and not self._runs(uri, lb)
+            ):
+                yield f"{where}: {address}:{tier.publish} is already in use by another process"
         have = self.host_memory_mib(uri)
         sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
         sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
@@ -157,6 +181,13 @@ class LibvirtAdapter:
                 f"{where}: all the environment's VMs together need {total} MiB, more "
                 f"than the host {uri} has ({have} MiB)"
             )
+
+    def _runs(self, uri: str, domain: str) -> bool:
+        try:
+            state = hostcmd.run(hostcmd.virsh_argv(uri, "domstate", domain), uri=uri)
+        except EngineCommandError:
+            return False  # no such domain
+        return state.strip() == "running"
 
     def host_memory_mib(self, uri: str) -> int:
         """The host's memory, from ``virsh nodeinfo``."""
@@ -298,12 +329,35 @@ class LibvirtAdapter:
         """A VM service's restart count and start time, asked of systemd inside the VM."""
         argv = ["/bin/systemctl", "show", "-p", "NRestarts,ActiveEnterTimestamp", unit]
         try:
-            done = guestagent.run(uri, domain, argv, timeout=5)
+            done = guestagent.run(uri, domain, argv)
         except (EngineCommandError, EngineUnreachableError):
             return None, ""
         props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
         count = props.get("NRestarts", "")
         return (int(count) if count.isdigit() else None), props.get("ActiveEnterTimestamp", "")
+
+    def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
+        """The domains a run created or replaced, by name, from its engine events."""
+        made = []
+        for event in events:
+            done = event.res_outputs_event
+            if done is None or done.metadata.type != DOMAIN_TYPE:
+                continue
+            if str(done.metadata.op.value) in _MADE_OPS and done.metadata.new is not None:
+                made.append(str((done.metadata.new.outputs or {}).get("name", "")))
+        return sorted({m for m in made if m})
+
+    def wait_ready(
+        self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
+    ) -> None:
+        """Wait for cloud-init's end in each VM, through its guest agent; ``on_ready(name,
+        status)`` as each finishes. A failed or unfinished VM fails ``up``, named."""
+        verdicts = guestagent.wait_ready(
+            uri, machines, lambda found: on_ready(found.domain, found.status)
+        )
+        problems = guestagent.failures(verdicts)
+        if problems:
+            raise OperationError("up", env, problems)
 
     @retry_transient
     def lb_stats(
@@ -325,6 +379,16 @@ class LibvirtAdapter:
         extra = (["--follow"] if follow else []) + ([since] if since else [])
         module = [sys.executable, "-m", "virtstack.engines.guestagent", "journal", uri]
         return {r: [*module, r, f"virtstack-{r.rpartition('-')[0]}", *extra] for r in replicas}
+
+
+def _port_taken(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return True
+    return False
 
 
 ADAPTER = LibvirtAdapter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -28,6 +29,7 @@ class Capability(StrEnum):
     REMOTE_ENGINE = "remote engine"
     KVM = "KVM with the host CPU"
     AUTOSTART = "autostart with the host"
+    SSH_LOGIN = "SSH logins"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,9 +41,8 @@ class DeployContext:
     registry_password: pulumi.Input[str] | None = None
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     """The named secrets tiers use as env values (``{secret: NAME}``), each a secret."""
-    ssh_identity: str | None = None
-    """The private key that logs into the environment's VMs (container hosts publish it
-    with their engine URI)."""
+    project: Path = Path()
+    """The project directory (where ``.virtstack/`` keeps the environment's SSH key)."""
 
 
 Outputs = Mapping[str, Any]
@@ -60,6 +61,8 @@ class Target:
     capabilities: frozenset[Capability]
     deploy: Callable[[EnvironmentSpec, DeployContext], Outputs]
     extra_checks: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
+    ignores: Callable[[EnvironmentSpec], Iterable[str]] = field(default=lambda spec: ())
+    """Config keys set in a spec that this target has no use for (each is refused)."""
 
     def uri(self, spec: EnvironmentSpec) -> EngineUri:
         """The engine endpoint the spec names, or this target's default (with its ssh
@@ -84,6 +87,27 @@ class Target:
             if capability not in self.capabilities:
                 yield f"{where}: the {self.name} target has no {capability}"
         yield from self.extra_checks(spec)
+        for where in self.ignores(spec):
+            yield f"{where}: the {self.name} target cannot honour this key; remove it"
+
+
+def set_keys(spec: EnvironmentSpec, paths: Iterable[tuple[str, ...]]) -> Iterator[str]:
+    """The config keys among ``paths`` (``("registry", "port")``, ``("tiers", "*",
+    "cpus")``) that the spec sets explicitly, defaults aside."""
+    for path in paths:
+        yield from _set_at(spec, path, ())
+
+
+def _set_at(node: Any, path: tuple[str, ...], done: tuple[str | int, ...]) -> Iterator[str]:
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for i, item in enumerate(node):
+            yield from _set_at(item, rest, (*done, i))
+    elif head in node.model_fields_set:
+        if rest:
+            yield from _set_at(getattr(node, head), rest, (*done, head))
+        else:
+            yield key(*done, head)
 
 
 def required_capabilities(spec: EnvironmentSpec) -> Iterator[tuple[Capability, str]]:
@@ -96,7 +120,13 @@ def required_capabilities(spec: EnvironmentSpec) -> Iterator[tuple[Capability, s
         yield Capability.VMS, key("vms")
     if spec.container_hosts:
         yield Capability.CONTAINER_HOSTS, key("container_hosts")
+    if spec.ssh_authorized_keys:
+        yield Capability.SSH_LOGIN, key("ssh_authorized_keys")
+    if spec.registry.ssh_authorized_keys:
+        yield Capability.SSH_LOGIN, key("registry", "ssh_authorized_keys")
     for i, tier in enumerate(spec.tiers):
+        if tier.ssh_authorized_keys:
+            yield Capability.SSH_LOGIN, key("tiers", i, "ssh_authorized_keys")
         if tier.volume is not None:
             yield Capability.PERSISTENT_DATA, key("tiers", i, "volume")
         if tier.scaling is not None and tier.scaling.requests_per_replica_per_minute:

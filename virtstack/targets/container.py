@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from virtstack.engines.docker import ADAPTER, from_registry
 from virtstack.spec import EnvironmentSpec, SecretRef, key
-from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
 if TYPE_CHECKING:
     import pulumi
@@ -192,4 +192,15 @@ TARGET = Target(
     ),
     deploy=deploy,
     extra_checks=check_engine,
+    # VM sizes and libvirt settings mean nothing to a Docker engine.
+    ignores=lambda spec: set_keys(
+        spec,
+        [
+            ("engine", "domain_type"),
+            ("engine", "pool_path"),
+            ("images", "guest"),
+            ("tiers", "*", "cpus"),
+            ("tiers", "*", "memory"),
+        ],
+    ),
 )

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from virtstack import naming
+from virtstack import naming, sshkeys
 from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
-from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
 if TYPE_CHECKING:
+    import pulumi
     from virtstack_components.libvirt.placement import LibvirtPlacement
 
 
@@ -83,6 +84,7 @@ def deploy_vms(
     from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
     from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
     from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
+    from virtstack_components.libvirt.tier import VmTier
     from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
@@ -93,6 +95,9 @@ def deploy_vms(
         raise SpecError(problems)
     uri = target.uri(spec)
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=provider_uri(uri))
+    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_provider.
+    seed_provider = libvirt.Provider(f"{ctx.env}-libvirt-seeds", uri=provider_uri(uri))
+    login = sshkeys.login_key(ctx.project, ctx.env)
     domain_type, cpu_mode = accelerator(spec, uri, hosting)
     host = LibvirtHost(
         namespace=ctx.env,
@@ -150,10 +155,13 @@ def deploy_vms(
             network_id=net.network_id,
             image=image.ids,
             find_kept=kept.volume_id,
+            ssh_authorized_keys=sshkeys.authorized(login.public, spec.ssh_authorized_keys, []),
+            seed_provider=seed_provider,
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
     trusted: list[pulumi.Input[str]] = []
+    machines: list[pulumi.Input[dict[str, str]]] = []
     if spec.registry.enabled:
         reg = spec.registry
         registry = VmRegistry(
@@ -163,16 +171,19 @@ def deploy_vms(
                 storage=reg.storage,
                 size_gib=reg.size_gib,
                 credentials=credentials(spec, ctx),
+                ssh_authorized_keys=reg.ssh_authorized_keys,
             ),
         )
         outputs |= registry_outputs(registry)
         trusted.append(registry.endpoint)
+        machines.append(_named(f"{ctx.env}-registry", registry.address))
     if spec.tiers:
         stack = ServiceStack(
             ctx.env,
             ServiceStackArgs(placement=on(spec.tiers[0].network), tiers=stack_tiers(spec, ctx, {})),
         )
         outputs |= stack_outputs(stack)
+        machines += [t.machines for t in stack.tiers.values() if isinstance(t, VmTier)]
     vms: dict[str, object] = {}
     for vm in spec.vms:
         for i in range(vm.count):
@@ -186,7 +197,7 @@ def deploy_vms(
                         extra=vm.cloud_init,
                         hostname=name,
                         user="virtstack",
-                        ssh_authorized_keys=[],
+                        ssh_authorized_keys=on(vm.network).keys(vm.ssh_authorized_keys),
                     ),
                     cpus=vm.cpus,
                     memory_mib=vm.memory,
@@ -194,6 +205,7 @@ def deploy_vms(
                 ),
             )
             vms[name] = machine.address
+            machines.append(_named(name, machine.address))
     hosts: dict[str, object] = {}
     for spec_host in spec.container_hosts:
         for i in range(spec_host.count):
@@ -209,11 +221,19 @@ def deploy_vms(
                     ssh_authorized_keys=spec_host.ssh_authorized_keys,
                     # The environment's registry speaks plain HTTP on its network.
                     insecure_registries=trusted,
-                    identity=ctx.ssh_identity,
+                    identity=str(login.identity) if login.identity else None,
                 ),
             )
             hosts[name] = ch.engine
-    return outputs | {"vms": vms, "container_hosts": hosts}
+            machines.append(_named(name, ch.address))
+    every = pulumi.Output.all(*machines).apply(
+        lambda parts: {k: v for p in parts for k, v in p.items()}
+    )
+    return outputs | {"vms": vms, "container_hosts": hosts, "machines": every}
+
+
+def _named(name: str, address: pulumi.Output[str]) -> pulumi.Output[dict[str, str]]:
+    return address.apply(lambda a: {name: a})
 
 
 def vm_target(
@@ -226,6 +246,7 @@ def vm_target(
         Capability.PERSISTENT_DATA,
         Capability.VMS,
         Capability.CONTAINER_HOSTS,
+        Capability.SSH_LOGIN,
     }
     if remote:
         capabilities.add(Capability.REMOTE_ENGINE)
@@ -246,5 +267,15 @@ def vm_target(
         capabilities=frozenset(capabilities),
         deploy=deploy,
         extra_checks=lambda spec: vm_checks(spec, target.uri(spec)),
+        # Nothing is published on the host but a front tier; VMs run the guest's packages.
+        ignores=lambda spec: set_keys(
+            spec,
+            [
+                ("registry", "address"),
+                ("registry", "port"),
+                ("images", "lb"),
+                ("images", "registry"),
+            ],
+        ),
     )
     return target

@@ -56,7 +56,7 @@ class ContainerHost(pulumi.ComponentResource):
                         "container-host",
                         hostname=name,
                         user=args.ssh_user,
-                        ssh_authorized_keys=list(args.ssh_authorized_keys),
+                        ssh_authorized_keys=args.placement.keys(args.ssh_authorized_keys),
                         insecure_registries=list(registries),
                     )
                 ),

@@ -57,6 +57,20 @@ class LibvirtPlacement(LibvirtHost):
     image: GuestImageIds
     find_kept: Callable[[str], str | None] = lambda volume: None
     """The id of a data volume kept in ``data_pool`` from an earlier deployment, if any."""
+    ssh_authorized_keys: Sequence[str] = ()
+    """Keys every VM placed here accepts (the environment's)."""
+    seed_provider: pulumi.ProviderResource | None = None
+    """Where cloud-init seed ISOs are uploaded (and read back): a libvirt connection of
+    their own. The provider's client routes every reply of a connection through one
+    goroutine that blocks, holding the connection's lock, on a reply nobody reads; a
+    seed's stream upload that ends in a server error can leave such a reply, and every call
+    on that connection (a domain deletion beside it) then waits forever. On a connection
+    of their own, uploads run one at a time (the provider locks the pool) and nothing
+    else waits on them. None: the placement's provider."""
+
+    def keys(self, *own: Sequence[str]) -> list[str]:
+        """The placement's keys and a VM's own, each once."""
+        return list(dict.fromkeys([*self.ssh_authorized_keys, *(k for ks in own for k in ks)]))
 
     def tier_networks(
         self, stack: str, tiers: Sequence[StackTier], parent: pulumi.Resource

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -22,6 +23,8 @@ class VmRegistryArgs:
     """Name of the data disk holding the blobs; it outlives the VM."""
     size_gib: int = 10
     credentials: Credentials = field(default_factory=Credentials)
+    ssh_authorized_keys: Sequence[str] = ()
+    """Keys the registry VM accepts besides its placement's."""
 
 
 class VmRegistry(pulumi.ComponentResource):
@@ -32,6 +35,8 @@ class VmRegistry(pulumi.ComponentResource):
     username: pulumi.Output[str]
     password: pulumi.Output[str]
     """Secret."""
+    address: pulumi.Output[str]
+    """The registry VM's address."""
 
     def __init__(
         self, name: str, args: VmRegistryArgs, opts: pulumi.ResourceOptions | None = None
@@ -54,7 +59,7 @@ class VmRegistry(pulumi.ComponentResource):
                         "registry",
                         hostname=name,
                         user="virtstack",
-                        ssh_authorized_keys=[],
+                        ssh_authorized_keys=p.keys(args.ssh_authorized_keys),
                         registry_config=config,
                         htpasswd=entry,
                         storage_dir=STORAGE_DIR,
@@ -65,6 +70,7 @@ class VmRegistry(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.address = vm.address
         self.endpoint = vm.address.apply(lambda a: f"{a}:{REGISTRY_PORT}")
         self.username = pulumi.Output.from_input(creds.username or "")
         self.password = pulumi.Output.secret(creds.password or "")

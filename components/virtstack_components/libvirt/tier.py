@@ -12,7 +12,13 @@ from virtstack_components.cloudinit import user_data
 from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
 from virtstack_components.libvirt.placement import LibvirtPlacement
-from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
+from virtstack_components.libvirt.vm import (
+    PUBLISH_ADDRESS,
+    PUBLISH_MAC,
+    DataDisk,
+    VirtualMachine,
+    VirtualMachineArgs,
+)
 from virtstack_components.tier import TierArgs, haproxy_config, published_url, resolved
 
 
@@ -31,6 +37,8 @@ class VmTier(pulumi.ComponentResource):
     """``http://address:port/`` where the tier is published, or "" when it is not."""
     replica_names: list[str]
     """Domain (host) names of the replicas."""
+    machines: pulumi.Output[dict[str, str]]
+    """Every VM of the tier (replicas and load balancer): domain name -> address."""
 
     def __init__(
         self, name: str, args: VmTierArgs, opts: pulumi.ResourceOptions | None = None
@@ -47,6 +55,7 @@ class VmTier(pulumi.ComponentResource):
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         command = list(t.command)
         values = pulumi.Output.all(resolved(t.env), resolved(t.secret_env))
+        keys = p.keys(t.ssh_authorized_keys)
 
         def replica_data(both: list[dict[str, str]], replica: str) -> str:
             env, secret_env = both
@@ -54,7 +63,7 @@ class VmTier(pulumi.ComponentResource):
                 "service",
                 hostname=replica,
                 user="virtstack",
-                ssh_authorized_keys=[],
+                ssh_authorized_keys=keys,
                 service=name,
                 command=command,
                 env={**env, "VIRTSTACK_TIER": name},
@@ -99,15 +108,31 @@ class VmTier(pulumi.ComponentResource):
                 placement=p,
                 user_data=config.apply(
                     lambda cfg: user_data(
-                        "lb", hostname=lb, user="virtstack", ssh_authorized_keys=[], haproxy_cfg=cfg
+                        "lb",
+                        hostname=lb,
+                        user="virtstack",
+                        ssh_authorized_keys=keys,
+                        haproxy_cfg=cfg,
+                        publish_mac=PUBLISH_MAC if t.publish else None,
+                        publish_address=PUBLISH_ADDRESS,
                     )
                 ),
                 memory_mib=names.LB_VM_MEMORY_MIB,
+                publish=t.publish,
+                guest_port=names.LB_PORT,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.endpoint = lb_vm.address.apply(lambda a: f"{a}:{names.LB_PORT}")
         self.url = published_url(t.publish)
+        self.machines = pulumi.Output.all(*addresses, lb_vm.address).apply(
+            lambda found: dict(zip([*self.replica_names, lb], found, strict=True))
+        )
         self.register_outputs(
-            {"endpoint": self.endpoint, "url": self.url, "replica_names": self.replica_names}
+            {
+                "endpoint": self.endpoint,
+                "url": self.url,
+                "replica_names": self.replica_names,
+                "machines": self.machines,
+            }
         )

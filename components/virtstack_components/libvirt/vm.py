@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,8 +12,41 @@ import pulumi_libvirt as libvirt
 from virtstack_components.cloudinit import content_hash
 from virtstack_components.compat import renamed_from
 from virtstack_components.libvirt.placement import LibvirtPlacement
+from virtstack_components.templating import render
+from virtstack_components.tier import Publish
 
 GIB = 1024**3
+DOMAIN_CREATE_TIMEOUT = "30m"
+PUBLISH_MAC = "02:00:76:73:00:01"
+"""MAC of the published-port NIC: alone on its VM's private user-mode net, so one for all
+(locally administered, never one of :func:`stable_mac`'s)."""
+PUBLISH_ADDRESS = "10.0.2.15/24"
+"""The guest's address on QEMU's user-mode net, where hostfwd delivers."""
+_PUBLISH_SLOT = "0x1e"
+# A PCI slot after every device libvirt places, so the environment's NIC stays eth0.
+
+
+def stable_mac(host: str) -> str:
+    """The VM's MAC on its network, derived from its host name.
+
+    A replaced VM keeps its MAC, so the network's DHCP server hands it its old address
+    again: the load balancer listing it, and the tiers in front of that one, stay as
+    they are instead of being replaced in a cascade.
+    """
+    digest = hashlib.sha256(host.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def publish_xslt(publish: Publish, guest_port: int) -> str:
+    """The domain XML transform that publishes ``guest_port`` at ``publish`` on the host."""
+    return render(
+        "libvirt/publish.xsl.j2",
+        address=publish.address,
+        port=publish.port,
+        guest_port=guest_port,
+        mac=PUBLISH_MAC,
+        slot=_PUBLISH_SLOT,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +70,11 @@ class VirtualMachineArgs:
     data_disks: Sequence[DataDisk] = ()
     hostname: str | None = None
     """Domain and host name; the component's name when unset."""
+    publish: Publish | None = None
+    """Forward this host address and port to ``guest_port`` (QEMU user-mode networking,
+    so the libvirt host itself listens, local or remote); the guest must configure the
+    NIC with MAC ``PUBLISH_MAC`` as ``PUBLISH_ADDRESS``."""
+    guest_port: int = 80
 
 
 def kernel_args(cmdline: str) -> list[dict[str, str]]:
@@ -91,7 +130,7 @@ class VirtualMachine(pulumi.ComponentResource):
             pool=p.pool,
             user_data=args.user_data,
             meta_data=digest.apply(lambda d: f"instance-id: {host}-{d}\nlocal-hostname: {host}\n"),
-            opts=p.opts(self),
+            opts=pulumi.ResourceOptions(parent=self, provider=p.seed_provider or p.provider),
         )
         data = [
             libvirt.Volume(
@@ -120,15 +159,29 @@ class VirtualMachine(pulumi.ComponentResource):
             cloudinit=seed.id,
             network_interfaces=[
                 libvirt.DomainNetworkInterfaceArgs(
-                    network_id=p.network_id, hostname=host, wait_for_lease=True
+                    network_id=p.network_id,
+                    hostname=host,
+                    mac=stable_mac(host),
+                    wait_for_lease=True,
                 )
             ],
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_port="0", target_type="serial")],
             qemu_agent=True,
             autostart=p.autostart,
             cpu=libvirt.DomainCpuArgs(mode=p.cpu_mode) if p.cpu_mode else None,
+            xml=(
+                libvirt.DomainXmlArgs(xslt=publish_xslt(args.publish, args.guest_port))
+                if args.publish
+                else None
+            ),
             # A domain name is unique on the host: the old VM must go before its successor.
-            opts=p.opts(self, delete_before_replace=True),
+            opts=p.opts(
+                self,
+                delete_before_replace=True,
+                # Creation ends with the VM's DHCP lease: a boot under software emulation on
+                # a busy host outlasts the provider's 5 minutes.
+                custom_timeouts=pulumi.CustomTimeouts(create=DOMAIN_CREATE_TIMEOUT),
+            ),
         )
         self.domain_name = domain.name
         self.address = domain.network_interfaces.apply(_first_address)

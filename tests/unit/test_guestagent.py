@@ -1,0 +1,60 @@
+"""Waiting for VMs to be ready: which domains an up made, and cloud-init's verdict in each."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from virtstack.engines import guestagent
+from virtstack.engines.libvirt import DOMAIN_TYPE, LibvirtAdapter
+from virtstack.errors import OperationError
+
+
+def outputs_event(type_: str, op: str, name: str) -> SimpleNamespace:
+    metadata = SimpleNamespace(
+        type=type_, op=SimpleNamespace(value=op), new=SimpleNamespace(outputs={"name": name})
+    )
+    return SimpleNamespace(res_outputs_event=SimpleNamespace(metadata=metadata))
+
+
+def test_the_domains_an_up_created_or_replaced_are_waited_for() -> None:
+    events = [
+        outputs_event(DOMAIN_TYPE, "create", "lab-web-0"),
+        outputs_event(DOMAIN_TYPE, "same", "lab-web-1"),
+        outputs_event(DOMAIN_TYPE, "create-replacement", "lab-web-lb"),
+        outputs_event(DOMAIN_TYPE, "replace", "lab-web-lb"),
+        outputs_event("libvirt:index/volume:Volume", "create", "lab-web-0-root"),
+        SimpleNamespace(res_outputs_event=None),
+    ]
+    assert LibvirtAdapter().machines_made(events) == ["lab-web-0", "lab-web-lb"]  # type: ignore[arg-type]
+
+
+def test_a_failed_cloud_init_fails_up_naming_the_vm_and_its_log(monkeypatch) -> None:
+    said = {
+        "lab-web-0": "status: done\n",
+        "lab-tools": "status: error\n--- errors\n"
+        "2026 - util.py[WARNING]: Failed running /var/lib/cloud/instance/scripts/runcmd [3]\n",
+    }
+    monkeypatch.setattr(
+        guestagent, "run_in", lambda uri, domain, script: guestagent.Exec(0, said[domain], "")
+    )
+    seen: list[tuple[str, str]] = []
+    with pytest.raises(OperationError) as caught:
+        LibvirtAdapter().wait_ready(
+            "lab", "qemu:///system", sorted(said), lambda n, s: seen.append((n, s))
+        )
+    assert caught.value.problems == [
+        "lab-tools: cloud-init error\n"
+        "  2026 - util.py[WARNING]: Failed running /var/lib/cloud/instance/scripts/runcmd [3]"
+    ]
+    assert sorted(seen) == [("lab-tools", "error"), ("lab-web-0", "done")]
+
+
+def test_a_vm_still_booting_is_asked_again(monkeypatch) -> None:
+    answers = iter(["status: running\n", "status: done\n"])
+    monkeypatch.setattr(
+        guestagent, "run_in", lambda uri, domain, script: guestagent.Exec(0, next(answers), "")
+    )
+    [verdict] = guestagent.wait_ready("qemu:///system", ["lab-web-0"], timeout=30, interval=0)
+    assert verdict.status == "done"
