@@ -44,7 +44,22 @@ DOCUMENTS = {
         data_path="/data",
         **COMMON,
     ),
-    "lb": user_data("lb", hostname="lab-web-lb", haproxy_cfg=LB_CONFIG, **COMMON),
+    "lb": user_data(
+        "lb",
+        hostname="lab-web-lb",
+        haproxy_cfg=LB_CONFIG,
+        publish_mac=None,
+        publish_address="",
+        **COMMON,
+    ),
+    "lb-published": user_data(
+        "lb",
+        hostname="lab-web-lb",
+        haproxy_cfg=LB_CONFIG,
+        publish_mac="02:00:76:73:00:01",
+        publish_address="10.0.2.15/24",
+        **COMMON,
+    ),
     "container-host": user_data(
         "container-host", hostname="lab-docker", insecure_registries=["192.0.2.1:5000"], **COMMON
     ),
