@@ -164,7 +164,9 @@ def test_up_returns_when_cloud_init_is_done_and_ssh_reaches_every_vm(vm_env: VmE
     assert key.stat().st_mode & 0o777 == 0o600
 
 
-def test_the_published_port_reaches_both_web_vms_through_app_and_db(vm_env: VmEnv) -> None:
+def test_the_published_port_reaches_both_web_vms_and_each_answer_went_on_to_db(
+    vm_env: VmEnv,
+) -> None:
     n = vm_env.name
     answers = [vm_env.get() for _ in range(200)]
     failed = sum(a is None for a in answers)
