@@ -288,7 +288,8 @@ def test_lab_over_qemu_ssh_falls_back_to_emulation_plainly_and_autostarts(
         [f"{n}-docker", f"{n}-registry", f"{n}-web-0", f"{n}-web-lb"]
     )
     # KVM does not work on this machine (no vmx/svm): the probe says so and uses QEMU.
-    assert "KVM does not work on this host" in remote_lab.up_output
+    plan = json.loads(ok(remote_lab.project, "preview", remote_lab.name, "--json").output)
+    assert any("KVM does not work on this host" in w for w in plan["warnings"]), plan["warnings"]
     for domain in remote_lab.domains():
         assert "<domain type='qemu'" in virsh("dumpxml", domain).stdout
         assert re.search(r"Autostart:\s+enable", virsh("dominfo", domain).stdout)
