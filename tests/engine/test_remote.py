@@ -217,7 +217,7 @@ def test_an_engine_ssh_cannot_reach_stops_up_in_one_line(
     name = _new_env(project, target, uri, opts)
     started = time.monotonic()
     result = cli(project, "up", name, "--yes")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # bad input: nothing was changed
     [line] = result.stderr.strip().splitlines()
     kind = "docker" if target == "container" else "libvirt"
     assert line.startswith(f"error: {uri}: {kind} engine not reachable ("), line
