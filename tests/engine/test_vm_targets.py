@@ -280,12 +280,13 @@ def test_a_pool_path_that_cannot_be_made_is_refused(project: Path, tmp_path: Pat
 def test_more_memory_than_the_host_has_is_refused(project: Path) -> None:
     env = f"{PREFIX}mem-{secrets.token_hex(2)}"
     config = staging(env)
-    config["virtstack:container_hosts"][0]["memory"] = 64 * 1024 * 1024  # 64 TiB
-    [line] = refused(project, env, config, 2)
-    assert line.startswith(
-        "error: virtstack:container_hosts[0].memory: 67108864 MiB is more than the host "
+    config["virtstack:container_hosts"][0]["memory"] = 512 * 1024  # 512 GiB, within the spec
+    one, together = refused(project, env, config, 2)
+    assert one.startswith(
+        "error: virtstack:container_hosts[0].memory: 524288 MiB is more than the host "
         "qemu:///system has ("
     )
+    assert together.startswith("error: virtstack:tiers: all the environment's VMs together need")
 
 
 def test_ssh_keys_on_the_container_target_are_refused_naming_the_key(project: Path) -> None:
