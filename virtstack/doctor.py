@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from virtstack import images, toolchain
+from virtstack.engines.base import EngineAdapter
 from virtstack.engines.docker import ADAPTER as DOCKER
 from virtstack.engines.libvirt import ADAPTER as LIBVIRT
 
@@ -59,26 +60,27 @@ class Machine:
     cache: Path = field(default_factory=images.cache_dir)
 
 
+def _engine(name: str, adapter: EngineAdapter, uri: str, fix: str) -> Check:
+    """An engine answers at ``uri``, or the check fails with ``fix``."""
+    found = adapter.probe(uri)
+    level = Level.OK if found.reachable else Level.FAIL
+    return Check(name, level, f"{uri}: {found.detail}", "" if found.reachable else fix)
+
+
 def docker_engine(m: Machine) -> Check:
-    found = DOCKER.probe(m.docker_uri)
-    if found.reachable:
-        return Check("docker engine", Level.OK, f"{m.docker_uri}: {found.detail}")
-    return Check(
+    return _engine(
         "docker engine",
-        Level.FAIL,
-        f"{m.docker_uri}: {found.detail}",
+        DOCKER,
+        m.docker_uri,
         "start dockerd (tools/setup.sh), or point --docker-uri / VIRTSTACK_DOCKER_URI at it",
     )
 
 
 def libvirt_daemon(m: Machine) -> Check:
-    found = LIBVIRT.probe(m.libvirt_uri)
-    if found.reachable:
-        return Check("libvirtd", Level.OK, f"{m.libvirt_uri}: {found.detail}")
-    return Check(
+    return _engine(
         "libvirtd",
-        Level.FAIL,
-        f"{m.libvirt_uri}: {found.detail}",
+        LIBVIRT,
+        m.libvirt_uri,
         "start libvirtd (tools/setup.sh), or point --libvirt-uri / VIRTSTACK_LIBVIRT_URI at it",
     )
 
