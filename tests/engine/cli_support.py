@@ -13,6 +13,7 @@ from typer.testing import CliRunner, Result
 
 from tests.engine.harness import PROJECT, docker_inspect, run
 from tests.support import unavailable
+from virtstack import stackfiles
 from virtstack.cli import app
 
 IMAGES = ("virtstack/busybox:1", "virtstack/base:bookworm-1", "virtstack/demo:1")
@@ -50,3 +51,11 @@ def ok(project: Path, *args: str) -> Result:
     result = cli(project, *args)
     assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
     return result
+
+
+def set_key(project: Path, env: str, path: str, value: object) -> None:
+    """Change one key of ``env``'s stack file, as a user editing it would."""
+    file = stackfiles.stack_file(project, env)
+    document = stackfiles.load_file(file)
+    stackfiles.set_value(document, stackfiles.parse_path(path), value)
+    file.write_text(stackfiles.dump(document))

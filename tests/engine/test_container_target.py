@@ -24,10 +24,9 @@ import pytest
 import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
-from virtstack import stackfiles as stackedit
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
 from virtstack.stackfiles import read_config, stack_file
@@ -53,10 +52,7 @@ class Env:
 
     def set(self, path: str, value: object) -> None:
         """Change one key of the environment's stack file, as a user would."""
-        file = stack_file(self.project, self.name)
-        document = stackedit.load_file(file)
-        stackedit.set_value(document, stackedit.parse_path(path), value)
-        file.write_text(stackedit.dump(document))
+        set_key(self.project, self.name, path, value)
 
 
 def dev_config(web_port: int, registry_port: int) -> dict[str, object]:

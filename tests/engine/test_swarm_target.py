@@ -22,11 +22,10 @@ import pytest
 import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, run
 from tests.engine.test_container_target import Load
 from tests.support import hit
-from virtstack import stackfiles as stackedit
 from virtstack.stackfiles import stack_file
 
 pytestmark = pytest.mark.engine
@@ -96,10 +95,7 @@ class Env:
         return ok(self.project, *args).output
 
     def set(self, path: str, value: object) -> None:
-        file = stack_file(self.project, self.name)
-        document = stackedit.load_file(file)
-        stackedit.set_value(document, stackedit.parse_path(path), value)
-        file.write_text(stackedit.dump(document))
+        set_key(self.project, self.name, path, value)
 
 
 def deploy(project: Path, name: str, target: str, engine: str | None) -> None:

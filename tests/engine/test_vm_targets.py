@@ -27,10 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
-from virtstack import stackfiles as stackedit
 from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine
@@ -101,10 +100,7 @@ class VmEnv:
         return ok(self.project, *args).output
 
     def set(self, path: str, value: object) -> None:
-        file = stack_file(self.project, self.name)
-        document = stackedit.load_file(file)
-        stackedit.set_value(document, stackedit.parse_path(path), value)
-        file.write_text(stackedit.dump(document))
+        set_key(self.project, self.name, path, value)
 
     def domains(self) -> list[str]:
         names = virsh("list", "--all", "--name").stdout.split()
