@@ -6,17 +6,21 @@ Python unwinds on KeyboardInterrupt it stops waiting for ``pulumi``, which then 
 closed pipe holding the stack's lock, with its plugins orphaned. Here ``pulumi`` runs in a
 session of its own and gets exactly one SIGINT from virtstack, which is Pulumi's own
 graceful cancel: operations in flight finish, the state is written, the lock is released
-and the plugins are stopped. virtstack waits for that, then reports the interruption.
+and the plugins are stopped. virtstack waits for that, then reports the interruption. From
+just before ``pulumi`` starts until it has ended, a Ctrl-C is queued rather than raised, so
+no press can land between starting it and supervising it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +34,8 @@ CANCEL_GRACE = 300.0
 """Seconds Pulumi may take to finish the operations in flight after a Ctrl-C."""
 
 OnOutput = Callable[[str], None]
+
+INTERRUPTED_BEFORE = "interrupted before Pulumi started: nothing was changed"
 
 
 class GracefulPulumiCommand(PulumiCommand):
@@ -61,37 +67,58 @@ class GracefulPulumiCommand(PulumiCommand):
         env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
         # Plugins next to the binary first, as the stock runner does.
         env["PATH"] = os.pathsep.join([str(Path(self.command).parent), env.get("PATH", "")])
-        process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            start_new_session=True,
-        )
-        out: list[str] = []
-        err: list[str] = []
-        readers = [
-            threading.Thread(target=_read, args=(process.stdout, on_output, out), daemon=True),
-            threading.Thread(target=_read, args=(process.stderr, on_error, err), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        try:
-            code = _wait(process)
-        except KeyboardInterrupt:
-            _cancel(process)
-            raise RunInterruptedError(
-                "interrupted: Pulumi cancelled the run after the operations in flight "
-                "(the stack is consistent; run the command again to converge)"
-            ) from None
+        presses: queue.SimpleQueue[int] = queue.SimpleQueue()
+        with _ctrl_c_queued(presses):
+            if not presses.empty():
+                raise RunInterruptedError(INTERRUPTED_BEFORE)
+            process = subprocess.Popen(
+                argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                encoding="utf-8",
+                start_new_session=True,
+            )
+            out: list[str] = []
+            err: list[str] = []
+            readers = [
+                threading.Thread(target=_read, args=(process.stdout, on_output, out), daemon=True),
+                threading.Thread(target=_read, args=(process.stderr, on_error, err), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            code = _wait(process, presses)
+            if code is None:
+                _cancel(process, presses)
+                raise RunInterruptedError(
+                    "interrupted: Pulumi cancelled the run after the operations in flight "
+                    "(the stack is consistent; run the command again to converge)"
+                )
         for reader in readers:
             reader.join()
         result = CommandResult(stdout="\n".join(out), stderr="\n".join(err), code=code)
         if code != 0:
             raise create_command_error(result)
         return result
+
+
+@contextlib.contextmanager
+def _ctrl_c_queued(presses: queue.SimpleQueue[int]) -> Iterator[None]:
+    """While ``pulumi`` is started and waited for, a Ctrl-C is queued, never raised.
+
+    A KeyboardInterrupt raised between starting ``pulumi`` and waiting for it would leave
+    it running unsupervised; queued, every press is handled where it is safe.
+    ``SimpleQueue.put`` is reentrant, so a signal handler may call it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: presses.put(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _read(stream: IO[str] | None, callback: OnOutput | None, lines: list[str]) -> None:
@@ -104,31 +131,29 @@ def _read(stream: IO[str] | None, callback: OnOutput | None, lines: list[str]) -
     stream.close()
 
 
-def _wait(process: subprocess.Popen[str], timeout: float | None = None) -> int:
-    """The process's exit code; short waits in a loop, so a Ctrl-C is seen at once."""
-    waited = 0.0
-    while True:
-        try:
-            return process.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            waited += 0.2
-            if timeout is not None and waited >= timeout:
-                raise
+def _wait(
+    process: subprocess.Popen[str], presses: queue.SimpleQueue[int], timeout: float | None = None
+) -> int | None:
+    """The process's exit code, or None as soon as a Ctrl-C is pressed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(process.args, timeout or 0.0)
+        with contextlib.suppress(queue.Empty):
+            presses.get(timeout=0.2)
+            return None
+    return code
 
 
-def _cancel(process: subprocess.Popen[str]) -> None:
+def _cancel(process: subprocess.Popen[str], presses: queue.SimpleQueue[int]) -> None:
     """Pulumi's graceful cancel, then nothing of its process tree left behind."""
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGINT)
     try:
-        while True:
-            try:
-                _wait(process, timeout=CANCEL_GRACE)
-                break
-            except KeyboardInterrupt:
-                # A second Ctrl-C: Pulumi's own "force exit" (it may leave the lock).
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGINT)
+        # Each further Ctrl-C is passed on: Pulumi's own "force exit" (it may leave the lock).
+        while _wait(process, presses, timeout=CANCEL_GRACE) is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

@@ -57,6 +57,13 @@ def test_an_interrupted_run_exits_130(project: Path) -> None:
     assert errors(result) == ["error: interrupted: Pulumi cancelled the run"]
 
 
+def test_a_ctrl_c_outside_a_pulumi_run_exits_130_saying_so(project: Path) -> None:
+    runner = FakeRunner(fail=KeyboardInterrupt())  # e.g. during the engine checks
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert errors(result) == ["error: interrupted: run the command again to converge"]
+
+
 def test_unlock_clears_a_stale_lock_and_says_whose(project: Path) -> None:
     runner = FakeRunner(locked_by=["pid 4242 (root@ci, since 2026-11-27)"])
     result = invoke(project, make_services(runner), "unlock", "dev")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,13 +24,13 @@ if sys.argv[1:] == ["version"]:
     print("v3.274.1")
     sys.exit(0)
 done = os.environ["FAKE_DONE"]
-plugin = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-open(done + ".plugin", "w").write(str(plugin.pid))
 def cancel(signum, frame):
     time.sleep(0.3)  # the operations in flight
     open(done, "w").write("cancelled gracefully")
     sys.exit(255)
 signal.signal(signal.SIGINT, cancel)
+plugin = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open(done + ".plugin", "w").write(str(plugin.pid))
 print("updating", flush=True)
 time.sleep(60)
 """
@@ -63,6 +65,30 @@ def test_ctrl_c_cancels_pulumi_gracefully_and_leaves_nothing(fake_pulumi: Path) 
     plugin = int((fake_pulumi / "done.plugin").read_text())
     time.sleep(0.2)
     assert not running(plugin)  # the plugin is gone too, not orphaned
+
+
+def test_a_ctrl_c_right_after_pulumi_starts_is_not_lost(
+    fake_pulumi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A press before virtstack supervises the new process still cancels it gracefully."""
+    done = fake_pulumi / "done"
+    popen = subprocess.Popen
+
+    def start_then_press(*args: Any, **kwargs: Any) -> subprocess.Popen[str]:
+        process = popen(*args, **kwargs)
+        deadline = time.monotonic() + 10
+        while not (fake_pulumi / "done.plugin").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+        return process
+
+    command = GracefulPulumiCommand(root=str(fake_pulumi), known_version="v3.274.1")
+    monkeypatch.setattr("virtstack.pulumicmd.subprocess.Popen", start_then_press)
+    with pytest.raises(RunInterruptedError, match="cancelled the run"):
+        command.run(["up"], str(fake_pulumi), {"FAKE_DONE": str(done)})
+    assert done.read_text() == "cancelled gracefully"
+    time.sleep(0.2)
+    assert not running(int((fake_pulumi / "done.plugin").read_text()))
 
 
 def running(pid: int) -> bool:

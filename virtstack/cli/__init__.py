@@ -5,6 +5,8 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
+import signal
+
 from virtstack.cli import backups, environments, machines, operator, secrets, state
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
 
@@ -15,7 +17,18 @@ __all__ = [
     "backups",
     "environments",
     "machines",
+    "main",
     "operator",
     "secrets",
     "state",
 ]
+
+
+def main() -> None:
+    """The ``virtstack`` command."""
+    try:
+        app()
+    finally:
+        # The command's work and its exit code are settled: a Ctrl-C while Python shuts
+        # down (joining threads) would only turn that exit code into a KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -59,6 +59,9 @@ def handled(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except VirtstackError as exc:
             fail(exc)
+        except KeyboardInterrupt:
+            # A Ctrl-C while no Pulumi run was in flight (those are cancelled gracefully).
+            fail(RunInterruptedError("interrupted: run the command again to converge"))
 
     return run
 
