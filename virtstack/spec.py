@@ -57,10 +57,12 @@ Text = Annotated[str, StringConstraints(pattern=_TEXT_PATTERN, max_length=_MAX_W
 EnvName = Annotated[str, StringConstraints(pattern=_ENV_NAME_PATTERN, max_length=256)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 # Bounds that keep a typo (an extra digit, a pasted list) from asking the engine for the
-# impossible: 1 TiB of memory per VM, 64 TiB of disk, 64 of anything.
+# impossible: 1 TiB of memory per VM, 64 TiB of disk, 64 of anything but tiers, whose
+# chains are the program's scale goal (200 tiers, see bench/program_scale.py).
 MAX_MIB = 1024 * 1024
 MAX_GIB = 64 * 1024
 MAX_ITEMS = 64
+MAX_TIERS = 256
 Gib = Annotated[int, Field(ge=1, le=MAX_GIB)]
 Seconds = Annotated[int, Field(ge=1, le=3600)]
 _SSH_KEY = r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( .*)?$"
@@ -299,7 +301,7 @@ class EnvironmentSpec(_Model):
     networks: Annotated[list[NetworkSpec], Field(max_length=MAX_ITEMS)] = []
     registry: RegistrySpec = RegistrySpec()
     images: ImagesSpec = ImagesSpec()
-    tiers: Annotated[list[TierSpec], Field(max_length=MAX_ITEMS)] = []
+    tiers: Annotated[list[TierSpec], Field(max_length=MAX_TIERS)] = []
     vms: Annotated[list[VmSpec], Field(max_length=MAX_ITEMS)] = []
     container_hosts: Annotated[list[ContainerHostSpec], Field(max_length=MAX_ITEMS)] = []
     backup: BackupSpec = BackupSpec()
