@@ -98,6 +98,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         credentials,
         push_image,
         registry_outputs,
+        server_tls,
         stack_outputs,
         stack_tiers,
     )
@@ -107,9 +108,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     auth = (
         [
             docker.ProviderRegistryAuthArgs(
-                # http:// tells the provider the registry speaks plain HTTP (it is on
-                # loopback or the engine's own host), as Docker allows for 127.0.0.0/8.
-                address=f"http://{reg.address}:{reg.port}",
+                # The provider reads pushed digests over HTTPS, trusting the environment's
+                # CA alone (SSL_CERT_FILE of the Pulumi run, see virtstack.automation).
+                address=f"https://{reg.address}:{reg.port}",
                 username=reg.username,
                 password=ctx.registry_password,
             )
@@ -140,6 +141,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 address=str(reg.address),
                 storage=reg.storage,
                 credentials=credentials(spec, ctx),
+                tls=server_tls(spec, ctx),
             ),
         )
         outputs |= registry_outputs(registry)
