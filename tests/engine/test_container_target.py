@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import ssl
@@ -31,6 +32,7 @@ from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
 from virtstack import pki
+from virtstack.engines import docker as docker_engine
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
 from virtstack.stackfiles import read_config, stack_file
@@ -342,42 +344,83 @@ def requests(log: list[str], methods: str, uri: str, status: str) -> list[str]:
     ]  # fmt: skip
 
 
-def test_the_engine_pulls_from_the_registry_over_https(dev: Env, tmp_path: Path) -> None:
-    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name), reveal=True)
+def docker_login(folder: Path, env: Env, name: str, registry: str) -> Path:
+    """A docker client config holding ``name``'s registry login (the user's is left alone)."""
+    outputs = PulumiRunner().outputs(StackRef(project=env.project, env=name), reveal=True)
     login = f"{outputs['registry_username'].value}:{outputs['registry_password'].value}"
-    # A docker client config of the test's own: the user's ~/.docker is left alone.
-    auth = {"auths": {dev.registry: {"auth": base64.b64encode(login.encode()).decode()}}}
-    (tmp_path / "config.json").write_text(json.dumps(auth))
+    auth = {"auths": {registry: {"auth": base64.b64encode(login.encode()).decode()}}}
+    (folder / "config.json").write_text(json.dumps(auth))
+    return folder
+
+
+def test_the_engine_pulls_from_the_registry_over_https(dev: Env, tmp_path: Path) -> None:
+    config = docker_login(tmp_path, dev, dev.name, dev.registry)
     before = len(run("docker", "logs", f"{dev.name}-registry").stderr.splitlines())
     # By tag: an engine asks the registry what a tag means (a digest it holds, it does not).
-    run("docker", "--config", str(tmp_path), "pull", f"{dev.registry}/virtstack/demo:1")
+    run("docker", "--config", str(config), "pull", f"{dev.registry}/virtstack/demo:1")
     log = run("docker", "logs", f"{dev.name}-registry").stderr.splitlines()[before:]
     pulled = requests(log, "GET HEAD", "/v2/virtstack/demo/manifests/1", "200")
     assert pulled, log
     assert all('useragent="docker/' in line for line in pulled)
 
 
-def test_a_second_environment_has_a_ca_of_its_own(dev: Env) -> None:
-    """A registry-only environment beside dev: neither CA vouches for the other's registry."""
+@pytest.fixture
+def bridge_address() -> Iterator[str]:
+    """An address of this host beyond loopback: the gateway of a Docker network of the
+    test's own (so the registry is reached on no network the test did not make)."""
+    name = f"{PREFIX}gw-{secrets.token_hex(3)}"
+    for _ in range(5):
+        subnet = f"10.213.{20 + secrets.randbelow(200)}"
+        made = run("docker", "network", "create", "--subnet", f"{subnet}.0/24", name, check=False)
+        if made.returncode == 0:
+            break
+    else:
+        pytest.fail(f"no free 10.213.x.0/24 for a test network: {made.stderr}")
+    try:
+        yield f"{subnet}.1"
+    finally:
+        run("docker", "network", "rm", name, check=False)
+
+
+def test_a_second_environment_beyond_loopback_has_a_ca_of_its_own(
+    dev: Env, bridge_address: str, tmp_path: Path
+) -> None:
+    """A second environment beside dev, its registry on an address Docker verifies (not
+    loopback): the engine trusts that environment's CA, and neither CA vouches for the
+    other's registry."""
     name = f"{PREFIX}reg-{secrets.token_hex(3)}"
     port = free_port()
     config = read_config(PROJECT, "dev")
     config.pop("virtstack:registry_password", None)
-    config["virtstack:registry"]["port"] = port
-    config["virtstack:tiers"] = []
+    config["virtstack:registry"] |= {"port": port, "address": bridge_address}
+    web = {k: v for k, v in config["virtstack:tiers"][0].items()
+           if k not in ("upstream", "publish", "scaling")}  # fmt: skip
+    config["virtstack:tiers"] = [web | {"replicas": 1}]
     stack_file(dev.project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    registry = f"{bridge_address}:{port}"
+    certs = docker_engine.CERTS_D / registry
     try:
-        dev.run("up", name, "--yes")
-        assert pki.ca_file(dev.project, name).read_text() != (
-            pki.ca_file(dev.project, dev.name).read_text()
-        )
-        own = httpx.get(f"https://127.0.0.1:{port}/v2/", verify=trusting(dev.project, name))
+        dev.run("up", name, "--yes")  # the engine pushed there, verifying the certificate
+        ca = pki.ca_file(dev.project, name)
+        assert ca.read_text() != pki.ca_file(dev.project, dev.name).read_text()
+        assert (certs / "ca.crt").read_text() == ca.read_text()
+        own = httpx.get(f"https://{registry}/v2/", verify=trusting(dev.project, name))
         assert own.status_code == 401
-        for address, ca_of in ((f"127.0.0.1:{port}", dev.name), (dev.registry, name)):
+        for address, ca_of in ((registry, dev.name), (dev.registry, name)):
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 httpx.get(f"https://{address}/v2/", verify=trusting(dev.project, ca_of))
+        login = docker_login(tmp_path, dev, name, registry)
+        pull = ("docker", "--config", str(login), "pull", f"{registry}/virtstack/demo:1")
+        run(*pull)
+        # Without the CA the engine refuses that registry: its trust is what let it in.
+        shutil.rmtree(certs)
+        refused = run(*pull, check=False)
+        assert refused.returncode != 0
+        assert "certificate signed by unknown authority" in refused.stderr, refused.stderr
     finally:
         cli(dev.project, "destroy", name, "--yes", "--delete-data")
+        shutil.rmtree(certs, ignore_errors=True)
+        run("docker", "image", "rm", f"{registry}/virtstack/demo:1", check=False)  # tag only
         leftovers = remove_leftovers(name)
         assert leftovers == [], f"destroy left {leftovers}"
 

@@ -78,6 +78,19 @@ def test_dev_registry_serves_https_with_a_certificate_from_the_environments_ca(r
     )
 
 
+def test_a_registry_beyond_loopback_is_named_by_its_certificate_and_trusted_by_the_engine(
+    run, tls_home: Path
+):
+    registry = {"enabled": True, "address": "192.0.2.10", "port": 5443}
+    d = run(main, config_of("dev", registry=registry), SECRET, stack="dev")
+    uploads = {u["file"]: u["content"] for u in d.named("dev-registry-server").inputs["uploads"]}
+    cert = x509.load_pem_x509_certificate(uploads[CERTIFICATE_PATH].encode())
+    assert pki.san_names(cert) == {"192.0.2.10", "127.0.0.1", "localhost"}
+    # The local engine verifies the registry by the environment's CA (Docker's certs.d).
+    trusted = tls_home / "certs.d" / "192.0.2.10:5443" / "ca.crt"
+    assert trusted.read_text() == (tls_home / "dev" / "ca.crt").read_text()
+
+
 def test_registry_password_is_required_when_auth_is_on(run):
     with pytest.raises(SpecError, match=r"virtstack:registry_password: required"):
         run(main, config_of("dev"), stack="dev")

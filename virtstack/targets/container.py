@@ -94,6 +94,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
+    from virtstack import pki
     from virtstack.targets.convert import (
         credentials,
         push_image,
@@ -145,6 +146,11 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             ),
         )
         outputs |= registry_outputs(registry)
+        if not pulumi.runtime.is_dry_run():
+            ca_file = pki.ca_file(ctx.project, ctx.env)
+            untrusted = ADAPTER.trust_registry(uri, str(reg.address), reg.port, ca_file)
+            if untrusted:
+                pulumi.log.warn(untrusted)
         if spec.tiers and not pulumi.runtime.is_dry_run():
             # The provider reads pushed digests here by the registry's name on the engine's
             # host: a tunnel for this run makes that name reach it (see forward_registry).
