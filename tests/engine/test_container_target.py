@@ -314,6 +314,8 @@ def test_registry_serves_a_certificate_from_the_environments_own_ca(dev: Env) ->
     host, port = dev.registry.split(":")
     served = x509.load_pem_x509_certificate(ssl.get_server_certificate((host, int(port))).encode())
     ca_file = pki.ca_file(dev.project, dev.name)
+    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name))
+    assert outputs["registry_ca"].value == str(ca_file)
     served.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
     assert pki.san_names(served) == {"127.0.0.1", "localhost"}
     folder = ca_file.parent

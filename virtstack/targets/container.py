@@ -145,9 +145,10 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 tls=server_tls(spec, ctx),
             ),
         )
-        outputs |= registry_outputs(registry)
+        ca_file = pki.ca_file(ctx.project, ctx.env)
+        # Where a client finds the one CA to trust for the registry (curl --cacert ...).
+        outputs |= registry_outputs(registry) | {"registry_ca": str(ca_file)}
         if not pulumi.runtime.is_dry_run():
-            ca_file = pki.ca_file(ctx.project, ctx.env)
             untrusted = ADAPTER.trust_registry(uri, str(reg.address), reg.port, ca_file)
             if untrusted:
                 pulumi.log.warn(untrusted)
