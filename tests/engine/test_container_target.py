@@ -90,10 +90,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
     finally:
         cli(project, "destroy", name, "--yes", "--delete-data")
-        # The provider leaves the local tags it made for pushing (as `docker tag` would).
+        # The provider leaves the local tags it made for pushing (as `docker tag` would):
+        # the shipped image's (two path components) and the db variant's (one).
         tags = run(
             "docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
-            "--filter", f"reference={env.registry}/*/*",
+            "--filter", f"reference={env.registry}/*/*", "--filter", f"reference={env.registry}/*",
         ).stdout  # fmt: skip
         for tag in tags.split():
             run("docker", "image", "rm", tag, check=False)  # the tag only, never the image
