@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pulumi import automation as auto
 from pulumi.automation._stack import StackInitMode
 
-from virtstack import checkpoint, toolchain
+from virtstack import checkpoint, pki, toolchain
 from virtstack.pulumicmd import GracefulPulumiCommand
 
 if TYPE_CHECKING:
@@ -53,9 +53,21 @@ class Stack(auto.Stack):
         return auto.UpdateSummary("update", now, "", {}, {}, "succeeded", end_time=now)
 
 
+def stack_environment(ref: StackRef) -> dict[str, str]:
+    """The variables ``ref``'s Pulumi runs get: the toolchain's, and the one CA they trust.
+
+    The providers (Go: the file is read when they first verify a certificate, after the
+    program made the CA) trust the environment's own CA and no other: its registry is the
+    only HTTPS server they reach by the system's roots.
+    """
+    env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
+    env_vars["SSL_CERT_FILE"] = str(pki.ca_file(Path(ref.project), ref.env))
+    return env_vars
+
+
 def open_stack(ref: StackRef) -> Stack:
     """``ref``'s stack, created in the backend unless it exists."""
-    env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
+    env_vars = stack_environment(ref)
     root = toolchain.toolchain_dir(ref.project)
     command = GracefulPulumiCommand(str(root), known_version=toolchain.pulumi_version(root))
     workspace = Workspace(

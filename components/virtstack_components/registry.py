@@ -17,6 +17,8 @@ DEBUG_PORT = 5001
 STORAGE_DIR = "/var/lib/docker-registry"
 CONFIG_PATH = "/etc/docker/registry/config.yml"
 HTPASSWD_PATH = "/etc/docker/registry/htpasswd"
+CERTIFICATE_PATH = "/etc/docker/registry/tls/registry.crt"
+KEY_PATH = "/etc/docker/registry/tls/registry.key"
 BCRYPT_MAX = 72
 BCRYPT_COST = 5
 """bcrypt's work factor, as `htpasswd -B` uses by default. The registry checks the hash on
@@ -37,6 +39,15 @@ class Credentials:
         return self.username is not None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServerTls:
+    """The registry's HTTPS certificate (PEM, from the environment's CA) and its key."""
+
+    certificate: str
+    key: pulumi.Input[str]
+    """Secret."""
+
+
 def htpasswd_line(username: str, password: str) -> str:
     """An htpasswd entry with a bcrypt hash (the only kind the registry accepts).
 
@@ -54,8 +65,8 @@ def htpasswd_line(username: str, password: str) -> str:
     return f"{username}:{hashed.decode()}\n"
 
 
-def registry_config(auth: bool) -> str:
-    """The Distribution registry's config.yml."""
+def registry_config(auth: bool, tls: bool = False) -> str:
+    """The Distribution registry's config.yml; ``tls`` serves HTTPS only."""
     return render(
         "registry/config.yml.j2",
         port=REGISTRY_PORT,
@@ -63,6 +74,9 @@ def registry_config(auth: bool) -> str:
         storage_dir=STORAGE_DIR,
         auth=auth,
         htpasswd_path=HTPASSWD_PATH,
+        tls=tls,
+        certificate_path=CERTIFICATE_PATH,
+        key_path=KEY_PATH,
     )
 
 

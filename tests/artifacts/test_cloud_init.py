@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from virtstack_components.cloudinit import user_data
-from virtstack_components.registry import htpasswd_line
-from virtstack_components.templating import render
+from virtstack_components.registry import htpasswd_line, registry_config
 
 from tests.artifacts.conftest import shipped_haproxy_configs
 
@@ -66,14 +65,7 @@ DOCUMENTS = {
     "registry": user_data(
         "registry",
         hostname="lab-registry",
-        registry_config=render(
-            "registry/config.yml.j2",
-            port=5000,
-            debug_port=5001,
-            storage_dir="/var/lib/docker-registry",
-            auth=True,
-            htpasswd_path="/etc/docker/registry/htpasswd",
-        ),
+        registry_config=registry_config(auth=True),
         htpasswd=htpasswd_line("virtstack", "pw"),
         storage_dir="/var/lib/docker-registry",
         **COMMON,

@@ -8,11 +8,14 @@ replaced db container, the registry's auth. Everything is removed at the end.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +25,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cryptography import x509
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
+from virtstack import pki
+from virtstack.engines import docker as docker_engine
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
 from virtstack.stackfiles import read_config, stack_file
@@ -84,10 +90,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield env
     finally:
         cli(project, "destroy", name, "--yes", "--delete-data")
-        # The provider leaves the local tags it made for pushing (as `docker tag` would).
+        # The provider leaves the local tags it made for pushing (as `docker tag` would):
+        # the shipped image's (two path components) and the db variant's (one).
         tags = run(
             "docker", "images", "--format", "{{.Repository}}:{{.Tag}}",
-            "--filter", f"reference={env.registry}/*/*",
+            "--filter", f"reference={env.registry}/*/*", "--filter", f"reference={env.registry}/*",
         ).stdout  # fmt: skip
         for tag in tags.split():
             run("docker", "image", "rm", tag, check=False)  # the tag only, never the image
@@ -274,16 +281,26 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
         run("docker", "image", "rm", variant, check=False)
 
 
+def trusting(project: Path, env: str) -> ssl.SSLContext:
+    """A client context that trusts ``env``'s CA and nothing else."""
+    return ssl.create_default_context(cafile=pki.ca_file(project, env))
+
+
 def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
-    upload = f"http://{dev.registry}/v2/{dev.name}/probe/blobs/uploads/"
-    assert httpx.post(upload, timeout=10).status_code == 401
+    upload = f"https://{dev.registry}/v2/{dev.name}/probe/blobs/uploads/"
+    client = httpx.Client(verify=trusting(dev.project, dev.name), timeout=10)
+    assert client.post(upload).status_code == 401
     outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name), reveal=True)
     password = outputs["registry_password"]
     assert password.secret
     user = outputs["registry_username"].value
-    accepted = httpx.post(upload, auth=(user, password.value), timeout=10)
+    accepted = client.post(upload, auth=(user, password.value))
     assert accepted.status_code == 202
-    assert httpx.post(upload, auth=(user, "wrong"), timeout=10).status_code == 401
+    assert client.post(upload, auth=(user, "wrong")).status_code == 401
+    # Plain HTTP is refused before any credentials are looked at.
+    plain = httpx.post(upload.replace("https:", "http:"), auth=(user, password.value), timeout=10)
+    assert plain.status_code == 400
+    assert "Docker-Distribution-Api-Version" not in plain.headers
     # Never in plain text: not in the state, not in the stack file, not in what we printed.
     state = dev.project / ".virtstack" / "state"
     files = [p for p in state.rglob("*") if p.is_file()]
@@ -292,6 +309,123 @@ def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: En
         assert password.value not in path.read_text(errors="replace"), path
     for output in dev.outputs:
         assert password.value not in output
+
+
+def test_registry_serves_a_certificate_from_the_environments_own_ca(dev: Env) -> None:
+    host, port = dev.registry.split(":")
+    served = x509.load_pem_x509_certificate(ssl.get_server_certificate((host, int(port))).encode())
+    ca_file = pki.ca_file(dev.project, dev.name)
+    outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name))
+    assert outputs["registry_ca"].value == str(ca_file)
+    served.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
+    assert pki.san_names(served) == {"127.0.0.1", "localhost"}
+    folder = ca_file.parent
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        "ca.crt": 0o644, "ca.key": 0o600, "registry.crt": 0o644, "registry.key": 0o600,
+    }  # fmt: skip
+    assert folder.stat().st_mode & 0o777 == 0o700
+    # No private key in the stack file or the state in plain text.
+    private = [(folder / k).read_text().splitlines()[1] for k in ("ca.key", "registry.key")]
+    state = dev.project / ".virtstack" / "state"
+    for path in [*[p for p in state.rglob("*") if p.is_file()], stack_file(dev.project, dev.name)]:
+        text = path.read_text(errors="replace")
+        assert not any(line in text for line in private), path
+    # The engine pushed the tiers' image and the provider read its digest back, both over
+    # HTTPS (the registry serves nothing else; the provider trusts the env's CA alone).
+    log = run("docker", "logs", f"{dev.name}-registry").stderr.splitlines()
+    assert requests(log, "PUT", "/v2/virtstack/demo/manifests/1", "201")
+    assert requests(log, "HEAD", "/v2/virtstack/demo/manifests/1", "200")
+
+
+def requests(log: list[str], methods: str, uri: str, status: str) -> list[str]:
+    """The registry's log lines of completed requests for ``uri`` by one of ``methods``
+    (space-separated) answered ``status``."""
+    return [
+        line for line in log
+        if any(f"http.request.method={m} " in line for m in methods.split())
+        and f"http.request.uri={uri} " in line and f"http.response.status={status} " in line
+    ]  # fmt: skip
+
+
+def docker_login(folder: Path, env: Env, name: str, registry: str) -> Path:
+    """A docker client config holding ``name``'s registry login (the user's is left alone)."""
+    outputs = PulumiRunner().outputs(StackRef(project=env.project, env=name), reveal=True)
+    login = f"{outputs['registry_username'].value}:{outputs['registry_password'].value}"
+    auth = {"auths": {registry: {"auth": base64.b64encode(login.encode()).decode()}}}
+    (folder / "config.json").write_text(json.dumps(auth))
+    return folder
+
+
+def test_the_engine_pulls_from_the_registry_over_https(dev: Env, tmp_path: Path) -> None:
+    config = docker_login(tmp_path, dev, dev.name, dev.registry)
+    before = len(run("docker", "logs", f"{dev.name}-registry").stderr.splitlines())
+    # By tag: an engine asks the registry what a tag means (a digest it holds, it does not).
+    run("docker", "--config", str(config), "pull", f"{dev.registry}/virtstack/demo:1")
+    log = run("docker", "logs", f"{dev.name}-registry").stderr.splitlines()[before:]
+    pulled = requests(log, "GET HEAD", "/v2/virtstack/demo/manifests/1", "200")
+    assert pulled, log
+    assert all('useragent="docker/' in line for line in pulled)
+
+
+@pytest.fixture
+def bridge_address() -> Iterator[str]:
+    """An address of this host beyond loopback: the gateway of a Docker network of the
+    test's own (so the registry is reached on no network the test did not make)."""
+    name = f"{PREFIX}gw-{secrets.token_hex(3)}"
+    for _ in range(5):
+        subnet = f"10.213.{20 + secrets.randbelow(200)}"
+        made = run("docker", "network", "create", "--subnet", f"{subnet}.0/24", name, check=False)
+        if made.returncode == 0:
+            break
+    else:
+        pytest.fail(f"no free 10.213.x.0/24 for a test network: {made.stderr}")
+    try:
+        yield f"{subnet}.1"
+    finally:
+        run("docker", "network", "rm", name, check=False)
+
+
+def test_a_second_environment_beyond_loopback_has_a_ca_of_its_own(
+    dev: Env, bridge_address: str, tmp_path: Path
+) -> None:
+    """A second environment beside dev, its registry on an address Docker verifies (not
+    loopback): the engine trusts that environment's CA, and neither CA vouches for the
+    other's registry."""
+    name = f"{PREFIX}reg-{secrets.token_hex(3)}"
+    port = free_port()
+    config = read_config(PROJECT, "dev")
+    config.pop("virtstack:registry_password", None)
+    config["virtstack:registry"] |= {"port": port, "address": bridge_address}
+    web = {k: v for k, v in config["virtstack:tiers"][0].items()
+           if k not in ("upstream", "publish", "scaling")}  # fmt: skip
+    config["virtstack:tiers"] = [web | {"replicas": 1}]
+    stack_file(dev.project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    registry = f"{bridge_address}:{port}"
+    certs = docker_engine.CERTS_D / registry
+    try:
+        dev.run("up", name, "--yes")  # the engine pushed there, verifying the certificate
+        ca = pki.ca_file(dev.project, name)
+        assert ca.read_text() != pki.ca_file(dev.project, dev.name).read_text()
+        assert (certs / "ca.crt").read_text() == ca.read_text()
+        own = httpx.get(f"https://{registry}/v2/", verify=trusting(dev.project, name))
+        assert own.status_code == 401
+        for address, ca_of in ((registry, dev.name), (dev.registry, name)):
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                httpx.get(f"https://{address}/v2/", verify=trusting(dev.project, ca_of))
+        login = docker_login(tmp_path, dev, name, registry)
+        pull = ("docker", "--config", str(login), "pull", f"{registry}/virtstack/demo:1")
+        run(*pull)
+        # Without the CA the engine refuses that registry: its trust is what let it in.
+        shutil.rmtree(certs)
+        refused = run(*pull, check=False)
+        assert refused.returncode != 0
+        assert "certificate signed by unknown authority" in refused.stderr, refused.stderr
+    finally:
+        cli(dev.project, "destroy", name, "--yes", "--delete-data")
+        shutil.rmtree(certs, ignore_errors=True)
+        run("docker", "image", "rm", f"{registry}/virtstack/demo:1", check=False)  # tag only
+        leftovers = remove_leftovers(name)
+        assert leftovers == [], f"destroy left {leftovers}"
 
 
 def test_autoscale_adds_replicas_where_the_load_crosses_the_threshold(dev: Env) -> None:

@@ -168,6 +168,16 @@ def no_kept_data(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return kept
 
 
+@pytest.fixture(autouse=True)
+def tls_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environments' CAs in a folder of the test's own, never in the checkout's .virtstack,
+    and the engine's registry CAs (``certs.d``) beside them, never in /etc/docker."""
+    path = tmp_path_factory.mktemp("tls")
+    monkeypatch.setattr("virtstack.pki.tls_dir", lambda project, env: path / env)
+    monkeypatch.setattr("virtstack.engines.docker.CERTS_D", path / "certs.d")
+    return path
+
+
 @pytest.fixture
 def guest_dir(tmp_path: Path) -> Path:
     """A guest image directory as images/guest/build.sh leaves it (tiny stand-in files)."""

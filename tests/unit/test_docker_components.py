@@ -7,11 +7,20 @@ from pathlib import Path
 import bcrypt
 import pulumi
 import pytest
+import yaml
 from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
 from virtstack_components.docker.placement import DockerPlacement
 from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
 from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
-from virtstack_components.registry import HTPASSWD_PATH, Credentials, htpasswd_line
+from virtstack_components.registry import (
+    CERTIFICATE_PATH,
+    CONFIG_PATH,
+    HTPASSWD_PATH,
+    KEY_PATH,
+    Credentials,
+    ServerTls,
+    htpasswd_line,
+)
 from virtstack_components.stack import ServiceStack, ServiceStackArgs, StackTier
 from virtstack_components.tier import UPSTREAM_ENV, DataVolume, HealthCheck, Publish, TierArgs
 
@@ -259,6 +268,33 @@ def test_registry_in_a_container_keeps_blobs_on_a_volume_and_hides_the_password(
     assert uploads[HTPASSWD_PATH] == htpasswd_line("virtstack", "s3cret")
     assert "uploads" in server.secrets
     assert "s3cret" not in uploads[HTPASSWD_PATH]
+
+
+def test_registry_with_tls_serves_https_only_and_keeps_its_key_secret(run):
+    def program():
+        ContainerRegistry(
+            "dev-registry",
+            ContainerRegistryArgs(
+                placement=PLACEMENT,
+                image="base",
+                credentials=Credentials(password="s3cret"),
+                tls=ServerTls(certificate="CERT PEM", key="KEY PEM"),
+            ),
+        )
+
+    d = run(program)
+    server = d.named("dev-registry-server")
+    uploads = {u["file"]: u["content"] for u in server.inputs["uploads"]}
+    config = yaml.safe_load(uploads[CONFIG_PATH])
+    assert config["http"]["tls"] == {
+        "certificate": CERTIFICATE_PATH,
+        "key": KEY_PATH,
+        "minimumtls": "tls1.2",
+    }
+    assert config["auth"]["htpasswd"]["path"] == HTPASSWD_PATH
+    assert uploads[CERTIFICATE_PATH] == "CERT PEM"
+    assert uploads[KEY_PATH] == "KEY PEM"
+    assert "uploads" in server.secrets
 
 
 def test_registry_without_auth_has_no_htpasswd(run):

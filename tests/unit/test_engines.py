@@ -632,3 +632,51 @@ def test_libvirt_problems_name_a_published_port_someone_else_holds(
         if lb_runs
         else [f"virtstack:tiers[0].publish: 127.0.0.1:{port} is already in use by another process"]
     )
+
+
+# -- the engine's trust in the environment's registry CA --------------------------------
+
+LOCAL = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ca.crt"
+    path.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+    return path
+
+
+def test_docker_checks_no_certificate_on_loopback_so_nothing_is_installed(
+    ca_file: Path, tls_home: Path
+) -> None:
+    found = DockerAdapter().trust_registry(LOCAL, "127.0.0.1", 5000, ca_file)
+    assert found is None
+    assert not (tls_home / "certs.d").exists()
+
+
+def test_a_local_engine_verifies_a_registry_beyond_loopback_by_the_ca(
+    ca_file: Path, tls_home: Path
+) -> None:
+    found = DockerAdapter().trust_registry(LOCAL, "10.9.0.1", 5443, ca_file)
+    assert found is None
+    assert (tls_home / "certs.d" / "10.9.0.1:5443" / "ca.crt").read_text() == ca_file.read_text()
+
+
+def test_a_remote_engines_trust_is_the_users_to_set_up(ca_file: Path, tls_home: Path) -> None:
+    found = DockerAdapter().trust_registry("ssh://ops@build", "10.9.0.1", 5443, ca_file)
+    assert found == (
+        f"ssh://ops@build: the engine must trust {ca_file} for its registry "
+        f"(as {tls_home}/certs.d/10.9.0.1:5443/ca.crt)"
+    )
+    assert not (tls_home / "certs.d").exists()
+
+
+def test_an_unwritable_certs_folder_is_a_warning_naming_it(
+    ca_file: Path, tls_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tls_home / "blocked"
+    blocked.write_text("a file where a folder should be")
+    monkeypatch.setattr("virtstack.engines.docker.CERTS_D", blocked)
+    found = DockerAdapter().trust_registry(LOCAL, "10.9.0.1", 5443, ca_file)
+    assert found is not None
+    assert found.startswith(f"{blocked}/10.9.0.1:5443/ca.crt: cannot install the registry's CA")

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from virtstack_components.registry import CERTIFICATE_PATH, CONFIG_PATH, KEY_PATH
 
 from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST, USER_KEY
+from virtstack import pki
 from virtstack.errors import SpecError
 from virtstack.program import main
 from virtstack.stackfiles import read_config
@@ -32,7 +35,8 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     assert d.named("dev-docker").type == "pulumi:providers:docker"
     # Providers receive their non-string inputs JSON-encoded.
     auth = json.loads(d.named("dev-docker").inputs["registryAuth"])
-    assert auth[0]["address"] == "http://127.0.0.1:5000"
+    # HTTPS: the provider reads digests over TLS, trusting the environment's CA alone.
+    assert auth[0]["address"] == "https://127.0.0.1:5000"
     assert d.named("dev-registry").type == "virtstack:docker:ContainerRegistry"
     # The demo image is pushed into the stack's registry and used by digest.
     tag = d.named("dev-image-virtstack-demo-1-tag")
@@ -55,6 +59,36 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     server = d.named("dev-registry-server")
     assert "uploads" in server.secrets
     assert "registryAuth" in d.named("dev-docker").secrets
+
+
+def test_dev_registry_serves_https_with_a_certificate_from_the_environments_ca(run, tls_home: Path):
+    d = run(main, config_of("dev"), SECRET, stack="dev")
+    uploads = {u["file"]: u["content"] for u in d.named("dev-registry-server").inputs["uploads"]}
+    assert "tls:" in uploads[CONFIG_PATH]
+    cert = x509.load_pem_x509_certificate(uploads[CERTIFICATE_PATH].encode())
+    ca = x509.load_pem_x509_certificate((tls_home / "dev" / "ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert pki.san_names(cert) == {"127.0.0.1", "localhost"}
+    assert uploads[KEY_PATH] == (tls_home / "dev" / "registry.key").read_text()
+    # A second run (the next `up`) deploys the very same certificate: nothing to replace.
+    again = run(main, config_of("dev"), SECRET, stack="dev")
+    assert (
+        again.named("dev-registry-server").inputs["uploads"]
+        == (d.named("dev-registry-server").inputs["uploads"])
+    )
+
+
+def test_a_registry_beyond_loopback_is_named_by_its_certificate_and_trusted_by_the_engine(
+    run, tls_home: Path
+):
+    registry = {"enabled": True, "address": "192.0.2.10", "port": 5443}
+    d = run(main, config_of("dev", registry=registry), SECRET, stack="dev")
+    uploads = {u["file"]: u["content"] for u in d.named("dev-registry-server").inputs["uploads"]}
+    cert = x509.load_pem_x509_certificate(uploads[CERTIFICATE_PATH].encode())
+    assert pki.san_names(cert) == {"192.0.2.10", "127.0.0.1", "localhost"}
+    # The local engine verifies the registry by the environment's CA (Docker's certs.d).
+    trusted = tls_home / "certs.d" / "192.0.2.10:5443" / "ca.crt"
+    assert trusted.read_text() == (tls_home / "dev" / "ca.crt").read_text()
 
 
 def test_registry_password_is_required_when_auth_is_on(run):

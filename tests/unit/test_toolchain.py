@@ -56,3 +56,15 @@ def test_the_users_own_passphrase_wins(
     env = toolchain.pulumi_environment(project)
     assert "PULUMI_CONFIG_PASSPHRASE_FILE" not in env
     assert not (project / ".virtstack" / "passphrase").exists()
+
+
+def test_pulumi_runs_trust_their_environments_ca_alone(project: Path) -> None:
+    from virtstack import pki
+    from virtstack.automation import stack_environment
+    from virtstack.environment import StackRef
+
+    shop = stack_environment(StackRef(project=project, env="shop"))
+    other = stack_environment(StackRef(project=project, env="shop-db"))
+    assert shop["SSL_CERT_FILE"] == str(pki.ca_file(project, "shop"))
+    assert other["SSL_CERT_FILE"] == str(pki.ca_file(project, "shop-db"))
+    assert shop["SSL_CERT_FILE"] != other["SSL_CERT_FILE"]

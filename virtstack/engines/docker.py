@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -40,6 +42,8 @@ def from_registry(image: str) -> bool:
 
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
+CERTS_D = Path("/etc/docker/certs.d")
+"""Where a Docker engine finds the CAs it verifies each registry by (per address:port)."""
 TUNNEL_TIMEOUT = 30.0
 
 
@@ -154,7 +158,7 @@ class DockerAdapter:
         answer at the same address here, for as long as the :class:`Tunnel` is open.
 
         The engine pushes to the registry by that name, on its host; the docker provider
-        then reads the pushed image's digest by the same name over HTTP from this machine.
+        then reads the pushed image's digest by the same name over HTTPS from this machine.
         Only an ssh tunnel makes both names mean the one registry. None is needed when the
         "remote" engine is this machine's own (an ssh:// URI back to this host).
         """
@@ -184,6 +188,27 @@ class DockerAdapter:
                 )
             time.sleep(0.2)
         return Tunnel(process)
+
+    def trust_registry(self, uri: str, address: str, port: int, ca_file: Path) -> str | None:
+        """Have ``uri``'s engine verify the registry at ``address:port`` by the environment's
+        CA (``ca_file``); a warning when that is for the user to do, else None.
+
+        Docker checks no certificate of a registry on 127.0.0.0/8; for any other address it
+        reads ``/etc/docker/certs.d/<address>:<port>/ca.crt`` at each push and pull. Only a
+        local engine's folder is this machine's to write, and only root may.
+        """
+        if ipaddress.ip_address(address).is_loopback:
+            return None
+        folder = CERTS_D / f"{address}:{port}"
+        where = f"{folder}/ca.crt"
+        if not hostcmd.is_local(uri):
+            return f"{uri}: the engine must trust {ca_file} for its registry (as {where})"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "ca.crt").write_bytes(ca_file.read_bytes())
+        except OSError as exc:
+            return f"{where}: cannot install the registry's CA ({exc.strerror}): copy {ca_file}"
+        return None
 
     def data_items(self, env: str, uri: str) -> list[DataItem]:
         label = names.NAMESPACE_LABEL

@@ -94,10 +94,12 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
+    from virtstack import pki
     from virtstack.targets.convert import (
         credentials,
         push_image,
         registry_outputs,
+        server_tls,
         stack_outputs,
         stack_tiers,
     )
@@ -107,9 +109,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     auth = (
         [
             docker.ProviderRegistryAuthArgs(
-                # http:// tells the provider the registry speaks plain HTTP (it is on
-                # loopback or the engine's own host), as Docker allows for 127.0.0.0/8.
-                address=f"http://{reg.address}:{reg.port}",
+                # The provider reads pushed digests over HTTPS, trusting the environment's
+                # CA alone (SSL_CERT_FILE of the Pulumi run, see virtstack.automation).
+                address=f"https://{reg.address}:{reg.port}",
                 username=reg.username,
                 password=ctx.registry_password,
             )
@@ -140,9 +142,16 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 address=str(reg.address),
                 storage=reg.storage,
                 credentials=credentials(spec, ctx),
+                tls=server_tls(spec, ctx),
             ),
         )
-        outputs |= registry_outputs(registry)
+        ca_file = pki.ca_file(ctx.project, ctx.env)
+        # Where a client finds the one CA to trust for the registry (curl --cacert ...).
+        outputs |= registry_outputs(registry) | {"registry_ca": str(ca_file)}
+        if not pulumi.runtime.is_dry_run():
+            untrusted = ADAPTER.trust_registry(uri, str(reg.address), reg.port, ca_file)
+            if untrusted:
+                pulumi.log.warn(untrusted)
         if spec.tiers and not pulumi.runtime.is_dry_run():
             # The provider reads pushed digests here by the registry's name on the engine's
             # host: a tunnel for this run makes that name reach it (see forward_registry).

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pulumi_docker as docker
     from virtstack_components.docker.registry import ContainerRegistry
     from virtstack_components.libvirt.registry import VmRegistry
-    from virtstack_components.registry import Credentials
+    from virtstack_components.registry import Credentials, ServerTls
     from virtstack_components.stack import ServiceStack, StackTier
     from virtstack_components.swarm.registry import SwarmRegistry
     from virtstack_components.tier import TierArgs
@@ -76,6 +76,22 @@ def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
 
     reg = spec.registry
     return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
+
+
+def server_tls(spec: EnvironmentSpec, ctx: DeployContext) -> ServerTls:
+    """The registry's HTTPS certificate from the environment's CA, naming every address
+    the registry is reached at: its published address and loopback (tunnels, the engine's
+    own host). A preview makes none it lacks on disk (it changes nothing)."""
+    import pulumi
+    from virtstack_components.registry import ServerTls
+
+    from virtstack import pki
+
+    addresses = {str(spec.registry.address), "127.0.0.1", "localhost"}
+    made = pki.registry_cert(
+        ctx.project, ctx.env, addresses, persist=not pulumi.runtime.is_dry_run()
+    )
+    return ServerTls(certificate=made.certificate, key=pulumi.Output.secret(made.key))
 
 
 def registry_outputs(registry: ContainerRegistry | VmRegistry | SwarmRegistry) -> dict[str, object]:

@@ -12,11 +12,14 @@ from virtstack_components import names
 from virtstack_components.compat import renamed_from
 from virtstack_components.names import REGISTRY_PORT
 from virtstack_components.registry import (
+    CERTIFICATE_PATH,
     CONFIG_PATH,
     DEBUG_PORT,
     HTPASSWD_PATH,
+    KEY_PATH,
     STORAGE_DIR,
     Credentials,
+    ServerTls,
     htpasswd,
     registry_config,
 )
@@ -46,10 +49,13 @@ class ContainerRegistryArgs:
     address: str = "127.0.0.1"
     storage: str = "registry-data"
     credentials: Credentials = field(default_factory=Credentials)
+    tls: ServerTls | None = None
+    """Serve HTTPS only, with this certificate; None serves plain HTTP."""
 
 
 class ContainerRegistry(pulumi.ComponentResource):
-    """A registry container with htpasswd auth; pushed images outlive it on a volume."""
+    """A registry container with htpasswd auth over HTTPS; pushed images outlive it on a
+    volume."""
 
     endpoint: pulumi.Output[str]
     """``host:port`` to push to and pull from."""
@@ -75,11 +81,19 @@ class ContainerRegistry(pulumi.ComponentResource):
             # Pushed images outlive the registry container and `destroy` alike.
             opts=p.opts(self, retain_on_delete=True),
         )
+        tls = args.tls
         uploads = [
-            docker.ContainerUploadArgs(file=CONFIG_PATH, content=registry_config(creds.auth))
+            docker.ContainerUploadArgs(
+                file=CONFIG_PATH, content=registry_config(creds.auth, tls=tls is not None)
+            )
         ]
         if creds.auth:
             uploads.append(docker.ContainerUploadArgs(file=HTPASSWD_PATH, content=htpasswd(creds)))
+        if tls is not None:
+            uploads += [
+                docker.ContainerUploadArgs(file=CERTIFICATE_PATH, content=tls.certificate),
+                docker.ContainerUploadArgs(file=KEY_PATH, content=pulumi.Output.secret(tls.key)),
+            ]
         docker.Container(
             f"{name}-server",
             name=name,
