@@ -26,7 +26,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, run
 from tests.engine.test_container_target import Load
-from tests.support import hit
+from tests.support import hit, wait_until_serving
 from virtstack.stackfiles import stack_file
 
 pytestmark = pytest.mark.engine
@@ -373,6 +373,8 @@ def test_the_same_declaration_serves_the_same_pages_on_one_engine(
     try:
         deploy(project, name, "container", None)
         tier_running(f"{swarm.name}-db-replica-0", 1)  # back after the killed worker
+        # `up` waits for healthy load balancers; their backends' first checks may follow.
+        wait_until_serving(f"http://127.0.0.1:{WEB_PORT}/")
         single, _ = hit(f"http://127.0.0.1:{WEB_PORT}/", 4)
         multi, _ = hit(swarm.url, 4)
         # Page bodies name tier then replica; the tiers answer alike, in the same order.

@@ -223,11 +223,19 @@ def test_deleting_data_all_on_the_manager_succeeds(monkeypatch) -> None:
 
 
 def test_before_destroy_every_task_is_stopped_so_the_provider_need_not_wait(monkeypatch) -> None:
-    calls = docker(monkeypatch, lambda args: "s1\ns2\n" if args[:2] == ["service", "ls"] else "")
+    states = iter(["Running 5 minutes ago\nShutdown 9 minutes ago\n", "Shutdown 1 second ago\n"])
+
+    def answer(args: list[str]) -> str:
+        return "s1\ns2\n" if args[:2] == ["service", "ls"] else next(states) if "ps" in args else ""
+
+    calls = docker(monkeypatch, answer)
     ADAPTER.before_destroy("shop", URI)
+    listed = ["service", "ps", "--format", "{{.CurrentState}}", "s1", "s2"]
     assert calls == [
         ["service", "ls", "-q", "--filter", "label=virtstack.namespace=shop"],
-        ["service", "scale", "--detach=false", "s1=0", "s2=0"],
+        ["service", "scale", "--detach", "s1=0", "s2=0"],
+        listed,  # one task still running: asked again
+        listed,
     ]
     calls = docker(monkeypatch, lambda args: "")
     ADAPTER.before_destroy("gone", URI)  # nothing deployed: nothing to scale

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import retry, stop_after_delay, wait_fixed
 from virtstack_components import names
 
 from virtstack.engines import hostcmd
@@ -180,9 +181,16 @@ class SwarmAdapter(DockerAdapter):
             uri, "service", "ls", "-q", "--filter", f"label={names.NAMESPACE_LABEL}={env}"
         ).split()
         if services:
-            # Without --detach the client returns once every task has stopped.
-            scale = ["service", "scale", "--detach=false", *(f"{s}=0" for s in services)]
-            hostcmd.run(hostcmd.docker_argv(uri, *scale), uri=uri, timeout=hostcmd.SLOW_TIMEOUT)
+            self._docker(uri, "service", "scale", "--detach", *(f"{s}=0" for s in services))
+            self._stopped(uri, services)
+
+    @retry(stop=stop_after_delay(90), wait=wait_fixed(0.5), reraise=True)
+    def _stopped(self, uri: str, services: list[str]) -> None:
+        """Until no task of ``services`` has a container that runs or starts."""
+        states = self._docker(uri, "service", "ps", "--format", "{{.CurrentState}}", *services)
+        running = [s for s in states.splitlines() if s.startswith(("Running", "Starting"))]
+        if running:
+            raise EngineCommandError(f"{uri}: {len(running)} tasks still stopping")
 
     @retry_transient
     def lb_stats(

@@ -186,20 +186,7 @@ class SwarmTier(pulumi.ComponentResource):
         p, t = args.placement, args.tier
         assert t.volume is not None
         data = names.replica_data_name(p.namespace, t.volume.name, i)
-        mount = docker.ServiceTaskSpecContainerSpecMountArgs(
-            type="volume",
-            source=data,
-            target=t.volume.path,
-            volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
-                labels=[
-                    docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(label=k, value=v)
-                    for k, v in {
-                        names.NAMESPACE_LABEL: p.namespace,
-                        names.DATA_LABEL: t.volume.name,
-                    }.items()
-                ]
-            ),
-        )
+        mount = svc.data_mount(data, t.volume.path, namespace=p.namespace, data=t.volume.name)
         # Pinned to the node holding its volume: never restarted on an empty one elsewhere.
         task = self._task(
             name, args, replica=str(i), mounts=[mount],
