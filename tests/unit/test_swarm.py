@@ -240,3 +240,37 @@ def test_before_destroy_every_task_is_stopped_so_the_provider_need_not_wait(monk
     calls = docker(monkeypatch, lambda args: "")
     ADAPTER.before_destroy("gone", URI)  # nothing deployed: nothing to scale
     assert [c[:2] for c in calls] == [["service", "ls"]]
+
+
+def test_swarm_data_volumes_carry_the_environments_labels(run) -> None:
+    """A node creates them from the mount: its labels make them the environment's data."""
+    from virtstack_components.swarm.placement import SwarmPlacement
+    from virtstack_components.swarm.registry import SwarmRegistry, SwarmRegistryArgs
+    from virtstack_components.swarm.tier import SwarmTier, SwarmTierArgs
+    from virtstack_components.tier import DataVolume, TierArgs
+
+    def program() -> None:
+        placement = SwarmPlacement(namespace="shop", lb_image="lb")
+        args = SwarmRegistryArgs(placement=placement, network="n", image="reg")
+        SwarmRegistry("shop-registry", args)
+        tier = TierArgs(image="img", volume=DataVolume(name="data", path="/data"))
+        SwarmTier("shop-db", SwarmTierArgs(placement=placement, tier=tier, network="n"))
+
+    d = run(program)
+    mounts = {
+        name: d.named(name).inputs["taskSpec"]["containerSpec"]["mounts"][0]
+        for name in ("shop-registry-server", "shop-db-replica-0")
+    }
+    assert {n: m["source"] for n, m in mounts.items()} == {
+        "shop-registry-server": "shop_registry-data", "shop-db-replica-0": "shop_data_0",
+    }  # fmt: skip
+    labels = {
+        name: {x["label"]: x["value"] for x in m["volumeOptions"]["labels"]}
+        for name, m in mounts.items()
+    }
+    assert labels == {
+        "shop-registry-server": {"virtstack.namespace": "shop", "virtstack.data": "registry-data"},
+        "shop-db-replica-0": {"virtstack.namespace": "shop", "virtstack.data": "data"},
+    }
+    constraints = d.named("shop-db-replica-0").inputs["taskSpec"]["placement"]["constraints"]
+    assert constraints == ["node.labels.virtstack.data.shop_data_0==true"]
