@@ -194,6 +194,7 @@ def wait_ready(
 
 def destroy(session: Session, on_event: OnEvent) -> None:
     """Remove everything the environment deployed (its data stays on the engine)."""
+    session.adapter.before_destroy(session.env, session.environment.uri)
     session.runner.destroy(session.ref, session.environment, on_event)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -90,6 +91,27 @@ def resolved(values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[dict[str,
     """A mapping of inputs as one output (secret when any value is)."""
     # Output.all() of nothing is a list, not a dict: start from an empty mapping.
     return pulumi.Output.all(**values) if values else pulumi.Output.from_input({})
+
+
+SECRETS_FILE = "/run/virtstack/secrets.env"
+"""Secret env values, sourced by the replica's shell: Docker keeps env in the container's
+(or Swarm service's) spec, which `docker inspect` shows to anyone who may talk to the engine."""
+
+
+def secret_command(t: TierArgs) -> list[str] | None:
+    """The replica's command; with secrets, run by a shell that first reads them."""
+    if not t.secret_env:
+        return list(t.command) if t.command else None
+    if not t.command:
+        raise ComponentError("secret env values need the tier's command (it is wrapped)")
+    return ["/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", *t.command]
+
+
+def secret_env_file(t: TierArgs) -> pulumi.Output[str]:
+    """The content of :data:`SECRETS_FILE`: one quoted ``export`` per secret variable."""
+    return resolved(t.secret_env).apply(
+        lambda values: "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
+    )
 
 
 def published_url(publish: Publish | None) -> pulumi.Output[str]:

@@ -41,7 +41,8 @@ def test_destroy_keeps_data_and_says_so(project: Path) -> None:
     assert runner.ops() == ["destroy"]
     assert "dev: 3 deleted" in result.stdout
     assert "kept data: dev-db-data-0, dev-registry-data (destroy dev --delete-data" in result.stdout
-    assert adapter.names() == ["probe", "find_data"]
+    # The engine is readied for the destroy (a Swarm stops its tasks first).
+    assert adapter.names() == ["probe", "before_destroy", "find_data"]
 
 
 def test_destroy_delete_data_removes_the_spec_volumes(project: Path) -> None:

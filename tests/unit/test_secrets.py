@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pulumi
 from virtstack_components.docker.placement import DockerPlacement
-from virtstack_components.docker.tier import SECRETS_FILE, ContainerTier, ContainerTierArgs
-from virtstack_components.tier import TierArgs
+from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
+from virtstack_components.tier import SECRETS_FILE, TierArgs
 
 from tests.unit.fixtures.cli_support import (
     FakeRunner,
@@ -89,30 +92,53 @@ def test_a_container_tier_with_secrets_needs_its_command(project: Path) -> None:
     )
 
 
-def test_container_secrets_travel_in_a_secret_file_not_in_env_or_argv(run) -> None:
-    def program() -> None:
-        ContainerTier(
-            "dev-db",
-            ContainerTierArgs(
-                placement=DockerPlacement(namespace="dev", lb_image="lb"),
-                tier=TierArgs(
-                    image="img",
-                    command=["httpd", "-f"],
-                    env={"PLAIN": "x"},
-                    secret_env={"DB_PASSWORD": pulumi.Output.secret(SECRET)},
-                ),
-                network="dev-db-net",
-            ),
-        )
+WRAPPED = ["/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", "httpd", "-f"]
+"""The tier's command, run by a shell that first sources the secrets file."""
 
-    d = run(program)
+
+def secret_tier() -> TierArgs:
+    """A tier with a plain and a secret env value (built inside a program: an Output)."""
+    return TierArgs(
+        image="img",
+        command=["httpd", "-f"],
+        env={"PLAIN": "x"},
+        secret_env={"DB_PASSWORD": pulumi.Output.secret(SECRET)},
+    )
+
+
+def with_secrets(run: Any, component: Any, args: Any, placement: object, name: str) -> Any:
+    """Deploy one tier ``component`` (with its ``args`` class) with :func:`secret_tier`."""
+    tier = lambda: args(placement=placement, tier=secret_tier(), network=f"{name}-net")  # noqa: E731
+    return run(lambda: component(name, tier()))
+
+
+def test_container_secrets_travel_in_a_secret_file_not_in_env_or_argv(run) -> None:
+    placement = DockerPlacement(namespace="dev", lb_image="lb")
+    d = with_secrets(run, ContainerTier, ContainerTierArgs, placement, "dev-db")
     replica = d.named("dev-db-replica-0")
-    assert replica.inputs["command"] == [
-        "/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", "httpd", "-f",
-    ]  # fmt: skip
+    assert replica.inputs["command"] == WRAPPED
     assert all(SECRET not in e for e in replica.inputs["envs"])
     [upload] = replica.inputs["uploads"]
     assert upload["file"] == SECRETS_FILE
     # Read back as the replica's shell reads it.
     assert shlex.split(upload["content"]) == ["export", f"DB_PASSWORD={SECRET}"]
     assert "uploads" in replica.secrets
+
+
+def test_swarm_secrets_travel_as_a_swarm_secret_not_in_the_service_spec(run) -> None:
+    from virtstack_components.swarm.placement import SwarmPlacement
+    from virtstack_components.swarm.tier import SwarmTier, SwarmTierArgs
+
+    placement = SwarmPlacement(namespace="dev", lb_image="lb")
+    d = with_secrets(run, SwarmTier, SwarmTierArgs, placement, "dev-app")
+    [secret] = d.of_type("docker:index/secret:Secret")
+    assert "data" in secret.secrets
+    assert "name" not in secret.inputs  # Pulumi names it: a new value is a new secret
+    content = base64.b64decode(secret.inputs["data"]).decode()
+    assert shlex.split(content) == ["export", f"DB_PASSWORD={SECRET}"]
+    spec = d.named("dev-app-replicas").inputs["taskSpec"]["containerSpec"]
+    assert spec["commands"] == WRAPPED
+    [mounted] = spec["secrets"]
+    assert mounted["fileName"] == SECRETS_FILE
+    assert SECRET not in json.dumps(spec["env"])
+    assert spec["env"]["PLAIN"] == "x"

@@ -163,6 +163,10 @@ class EngineAdapter(Protocol):
         those that failed. Nothing to wait for on engines without machines."""
         ...
 
+    def before_destroy(self, env: str, uri: str) -> None:
+        """Make the engine ready for the environment's destroy (most need nothing)."""
+        ...
+
     def lb_stats(
         self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str
     ) -> str:

@@ -297,6 +297,9 @@ class DockerAdapter:
     ) -> None:
         """Containers have no boot to wait for: Docker's healthchecks gate the balancers."""
 
+    def before_destroy(self, env: str, uri: str) -> None:
+        """Nothing: Pulumi stops and removes containers itself."""
+
     @retry_transient
     def lb_stats(
         self, spec: EnvironmentSpec, env: str, uri: str, outputs: Mapping[str, Any], tier: str

@@ -347,6 +347,9 @@ class LibvirtAdapter:
                 made.append(str((done.metadata.new.outputs or {}).get("name", "")))
         return sorted({m for m in made if m})
 
+    def before_destroy(self, env: str, uri: str) -> None:
+        """Nothing: Pulumi shuts the VMs down itself."""
+
     def wait_ready(
         self, env: str, uri: str, machines: list[str], on_ready: Callable[[str, str], None]
     ) -> None:

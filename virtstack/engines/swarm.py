@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import retry, stop_after_delay, wait_fixed
 from virtstack_components import names
 
 from virtstack.engines import hostcmd
@@ -77,67 +78,119 @@ class SwarmAdapter(DockerAdapter):
 
     def pin_data(self, spec: EnvironmentSpec, env: str, uri: str) -> dict[str, str]:
         """Give every replica volume of the spec a node (a node label), once: a label that
-        exists stays, so a replica always returns to its data. Nodes are chosen by how few
-        volumes they hold already. Returns data name -> node, all of them."""
+        exists stays, even on a node that is down or drained, so a replica only ever returns
+        to its data. New volumes go to the schedulable node holding the fewest, workers
+        before managers (those run the load balancers and the registry). Returns data
+        name -> node, all of them."""
         nodes = self._nodes(uri)
-        owner: dict[str, str] = {}
-        for node, labels in nodes.items():
-            for label in labels:
-                if label.startswith("virtstack.data."):
-                    owner[label.removeprefix("virtstack.data.")] = node
+        owner = pins(nodes)
         wanted = [
             names.replica_data_name(env, t.volume.name, i)
             for t in spec.tiers
             if t.volume is not None
             for i in range(t.replicas)
         ]
+        ready = [n for n, node in nodes.items() if node.schedulable]
         for data in wanted:
             if data in owner:
                 continue
-            ready = [n for n in nodes if nodes[n] is not None]
-            node = min(ready, key=lambda n: (sum(o == n for o in owner.values()), n))
+            if not ready:
+                raise EngineCommandError(f"{uri}: no ready, active Swarm node to hold {data}")
+            node = min(
+                ready,
+                key=lambda n: (sum(o == n for o in owner.values()), nodes[n].manager, n),
+            )
             self._docker(
                 uri, "node", "update", "--label-add", f"{names.data_node_label(data)}=true", node
             )
             owner[data] = node
         return owner
 
-    def _nodes(self, uri: str) -> dict[str, list[str]]:
-        """Ready, active nodes by host name, with their label keys."""
-        found: dict[str, list[str]] = {}
+    def _nodes(self, uri: str) -> dict[str, SwarmNode]:
+        """Every node of the Swarm by host name."""
         ids = self._docker(uri, "node", "ls", "-q").split()
-        for node in json.loads(self._docker(uri, "node", "inspect", *ids)):
-            if node["Status"]["State"] != "ready" or node["Spec"]["Availability"] != "active":
-                continue
-            found[node["Description"]["Hostname"]] = list(node["Spec"].get("Labels") or {})
-        return found
+        return {
+            node["Description"]["Hostname"]: SwarmNode(
+                labels=list(node["Spec"].get("Labels") or {}),
+                manager=node["Spec"].get("Role") == "manager",
+                schedulable=node["Status"]["State"] == "ready"
+                and node["Spec"]["Availability"] == "active",
+            )
+            for node in json.loads(self._docker(uri, "node", "inspect", *ids))
+        }
 
     def data_items(self, env: str, uri: str) -> list[DataItem]:
         """The data volumes the manager knows: its own (the registry's), and every replica
-        volume pinned to a node (it lives on that node)."""
+        volume pinned to a node (it lives on that node, which may be down)."""
         items = {i.name: i for i in super().data_items(env, uri)}
-        for _node, labels in self._nodes(uri).items():
-            for label in labels:
-                data = label.removeprefix("virtstack.data.")
-                if label != data and data.startswith(env + names.DATA_SEPARATOR):
-                    items.setdefault(data, DataItem(name=data, owned=True))
+        for data in pins(self._nodes(uri)):
+            if data.startswith(env + names.DATA_SEPARATOR):
+                items.setdefault(data, DataItem(name=data, owned=True))
         return sorted(items.values(), key=lambda i: i.name)
 
+    def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        """Remove the manager's volumes and every pin. A volume on another node is out of
+        the manager's reach: unpinned, it is named in the error, with the node to remove
+        it on (its replica service is gone, so nothing uses it any more)."""
+        found = self.find_data(spec, env, uri)
+        local = {i.name for i in super().data_items(env, uri) if i.owned}
+        owner = pins(self._nodes(uri))
+        removed = [d for d in found if d in local]
+        if removed:
+            self._docker(uri, "volume", "rm", *removed)
+        for data in found:
+            if data in owner:
+                label = names.data_node_label(data)
+                self._docker(uri, "node", "update", "--label-rm", label, owner[data])
+        elsewhere = [f"{d} on {owner[d]}" for d in found if d not in local and d in owner]
+        if elsewhere:
+            done = f"deleted {', '.join(removed)}; " if removed else ""
+            raise EngineCommandError(
+                f"{done}volumes on other nodes than the manager {uri} are left, unpinned: "
+                f"{', '.join(elsewhere)} (docker volume rm NAME on that node)"
+            )
+        return removed
+
     def replicas(self, spec: EnvironmentSpec, env: str, uri: str) -> list[ReplicaPlacement]:
+        """Every replica task Swarm wants running, with its node, state, address on its
+        tier's network, restarts (from the task history) and since when it runs."""
+        services = self._docker(
+            uri, "service", "ls", "--format", "{{.Name}}",
+            "--filter", f"label={names.NAMESPACE_LABEL}={env}",
+            "--filter", f"label={names.ROLE_LABEL}=replica",
+        ).split()  # fmt: skip
+        if not services:
+            return []
+        listed = self._docker(
+            uri, "service", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Name}}\t{{.Node}}",
+            *services,
+        )  # fmt: skip
+        where = {
+            task: (name, node)
+            for task, name, node in (([*ln.split("\t"), "", ""])[:3] for ln in listed.splitlines())
+        }
+        tasks = json.loads(self._docker(uri, "inspect", "--type", "task", *where))
+        return task_replicas(env, tasks, where)
+
+    def before_destroy(self, env: str, uri: str) -> None:
+        """Stop every task of the environment's services first. Once a service is gone the
+        Docker provider waits at most the task's stop grace period for each of its
+        containers on the manager to be removed, and a task still stopping takes longer:
+        `destroy` would fail with the services already removed."""
         services = self._docker(
             uri, "service", "ls", "-q", "--filter", f"label={names.NAMESPACE_LABEL}={env}"
         ).split()
-        if not services:
-            return []
-        lines = self._docker(
-            uri, "service", "ps", "--filter", "desired-state=running", "--format",
-            "{{.Name}}\t{{.Node}}\t{{.CurrentState}}", *services,
-        )  # fmt: skip
-        found = []
-        for line in lines.splitlines():
-            task, node, state = ([*line.split("\t"), "", ""])[:3]
-            found.append(ReplicaPlacement(replica=task, node=node, state=state))
-        return sorted(found, key=lambda r: r.replica)
+        if services:
+            self._docker(uri, "service", "scale", "--detach", *(f"{s}=0" for s in services))
+            self._stopped(uri, services)
+
+    @retry(stop=stop_after_delay(90), wait=wait_fixed(0.5), reraise=True)
+    def _stopped(self, uri: str, services: list[str]) -> None:
+        """Until no task of ``services`` has a container that runs or starts."""
+        states = self._docker(uri, "service", "ps", "--format", "{{.CurrentState}}", *services)
+        running = [s for s in states.splitlines() if s.startswith(("Running", "Starting"))]
+        if running:
+            raise EngineCommandError(f"{uri}: {len(running)} tasks still stopping")
 
     @retry_transient
     def lb_stats(
@@ -152,6 +205,72 @@ class SwarmAdapter(DockerAdapter):
             raise EngineCommandError(f"no running task of {lb} on the manager {uri}")
         url = f"http://127.0.0.1:{names.STATS_PORT}{names.STATS_CSV_PATH}"
         return self._docker(uri, "exec", found[0], "busybox", "wget", "-q", "-O-", url)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwarmNode:
+    """What the adapter needs of one node: its label keys, role and whether it takes tasks."""
+
+    labels: list[str]
+    manager: bool
+    schedulable: bool
+
+
+def pins(nodes: Mapping[str, SwarmNode]) -> dict[str, str]:
+    """Data name -> the node its label pins it to, on every node, whatever its state."""
+    prefix = names.data_node_label("")
+    return {
+        label.removeprefix(prefix): name
+        for name, node in nodes.items()
+        for label in node.labels
+        if label.startswith(prefix)
+    }
+
+
+ENDED_BY_ITSELF = frozenset({"failed", "complete", "rejected", "orphaned"})
+"""Task states of a replica that stopped without being asked (a crash, a lost node): each
+such task before the running one is a restart. Tasks replaced by an update end in
+``shutdown`` and are not counted."""
+
+
+def task_replicas(
+    env: str, tasks: list[dict[str, Any]], where: Mapping[str, tuple[str, str]]
+) -> list[ReplicaPlacement]:
+    """Swarm tasks (``docker inspect`` of every task, history included) as replicas: those
+    desired running; ``where`` gives each task's name (``<service>.<slot>``) and node.
+
+    Restarts count only the task history Swarm keeps (its task history limit, 5 by default).
+    """
+    by_slot: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for task in tasks:
+        by_slot.setdefault((task["ServiceID"], task.get("Slot", 0)), []).append(task)
+    found = []
+    for slot in by_slot.values():
+        for task in slot:
+            if task.get("DesiredState") != "running":
+                continue
+            status = task.get("Status") or {}
+            restarts = sum(
+                (t.get("Status") or {}).get("State") in ENDED_BY_ITSELF
+                for t in slot
+                if t["CreatedAt"] < task["CreatedAt"]
+            )
+            addresses = [a for n in task.get("NetworksAttachments") or [] for a in n["Addresses"]]
+            labels = task["Spec"]["ContainerSpec"].get("Labels") or {}
+            name, node = where.get(task["ID"], (task["ID"], ""))
+            found.append(
+                ReplicaPlacement(
+                    replica=name,
+                    node=node,
+                    state=status.get("State", "?")
+                    + (f" ({status['Err']})" if status.get("Err") else ""),
+                    tier=labels.get(names.TIER_LABEL, "").removeprefix(f"{env}-"),
+                    restarts=restarts,
+                    started=status.get("Timestamp", "") if status.get("State") == "running" else "",
+                    address=addresses[0].partition("/")[0] if addresses else "",
+                )
+            )
+    return sorted(found, key=lambda r: r.replica)
 
 
 ADAPTER = SwarmAdapter()

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from virtstack.engines.docker import ADAPTER, from_registry
-from virtstack.spec import EnvironmentSpec, SecretRef, key
+from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
+from virtstack.targets.convert import secret_env_needs_command
 
 if TYPE_CHECKING:
     import pulumi
@@ -40,12 +41,7 @@ def check_engine(spec: EnvironmentSpec) -> Iterator[str]:
                 yield f"{key('engine', 'tls', field)}: {path} is not a file"
     if engine.ssh_opts and scheme != "ssh":
         yield f"{key('engine', 'ssh_opts')}: only ssh:// engines take ssh options"
-    for i, tier in enumerate(spec.tiers):
-        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
-            yield (
-                f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
-                "it through a shell that reads them from a file, out of `docker inspect`)"
-            )
+    yield from secret_env_needs_command(spec)
 
 
 def _tls(

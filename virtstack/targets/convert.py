@@ -7,10 +7,10 @@ imports this module too, and only a program needs Pulumi.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
-from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec
+from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec, key
 from virtstack.targets.base import DeployContext
 
 if TYPE_CHECKING:
@@ -22,6 +22,16 @@ if TYPE_CHECKING:
     from virtstack_components.stack import ServiceStack, StackTier
     from virtstack_components.swarm.registry import SwarmRegistry
     from virtstack_components.tier import TierArgs
+
+
+def secret_env_needs_command(spec: EnvironmentSpec) -> Iterator[str]:
+    """Container replicas with secret env values need their command: virtstack wraps it."""
+    for i, tier in enumerate(spec.tiers):
+        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
+            yield (
+                f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
+                "it through a shell that reads them from a file, out of `docker inspect`)"
+            )
 
 
 def tier_args(

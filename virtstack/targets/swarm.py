@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from virtstack.engines.swarm import ADAPTER
 from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+from virtstack.targets.convert import secret_env_needs_command
 
 if TYPE_CHECKING:
     import pulumi
@@ -133,8 +134,5 @@ TARGET = Target(
         }
     ),
     deploy=deploy,
-    # Swarm secrets would carry them; until then refused, never silently dropped.
-    extra_checks=lambda spec: [
-        f"{where}: the swarm target has no secret env values yet" for where, _ in spec.secret_refs()
-    ],
+    extra_checks=secret_env_needs_command,
 )

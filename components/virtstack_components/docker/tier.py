@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,9 +11,15 @@ import pulumi_docker as docker
 
 from virtstack_components import names
 from virtstack_components.compat import renamed_from
-from virtstack_components.errors import ComponentError
 from virtstack_components.probes import health_test
-from virtstack_components.tier import TierArgs, haproxy_config, published_url, resolved
+from virtstack_components.tier import (
+    SECRETS_FILE,
+    TierArgs,
+    haproxy_config,
+    published_url,
+    secret_command,
+    secret_env_file,
+)
 
 if TYPE_CHECKING:
     from virtstack_components.docker.placement import DockerPlacement
@@ -38,27 +43,10 @@ class ContainerTierArgs:
     """Networks of the tiers that send traffic here: the load balancer joins them."""
 
 
-SECRETS_FILE = "/run/virtstack/secrets.env"
-"""Secret env values, sourced by the replica's shell: Docker keeps env in the container's
-config, which `docker inspect` shows to anyone who may talk to the engine."""
-
-
-def _command(t: TierArgs) -> list[str] | None:
-    """The replica's command; with secrets, run by a shell that first reads them."""
-    if not t.secret_env:
-        return list(t.command) if t.command else None
-    if not t.command:
-        raise ComponentError("secret env values need the tier's command (it is wrapped)")
-    return ["/bin/sh", "-c", f'. {SECRETS_FILE} && exec "$@"', "virtstack", *t.command]
-
-
 def _secret_uploads(t: TierArgs) -> list[docker.ContainerUploadArgs]:
     if not t.secret_env:
         return []
-    lines = resolved(t.secret_env).apply(
-        lambda values: "".join(f"export {k}={shlex.quote(v)}\n" for k, v in values.items())
-    )
-    return [docker.ContainerUploadArgs(file=SECRETS_FILE, content=lines)]
+    return [docker.ContainerUploadArgs(file=SECRETS_FILE, content=secret_env_file(t))]
 
 
 def _seconds(n: int) -> str:
@@ -161,7 +149,7 @@ class ContainerTier(pulumi.ComponentResource):
             name=engine_name,
             hostname=engine_name,
             image=t.image,
-            command=_command(t),
+            command=secret_command(t),
             uploads=_secret_uploads(t),
             envs=[
                 pulumi.Output.concat(k, "=", v)

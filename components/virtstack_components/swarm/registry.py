@@ -70,13 +70,14 @@ class SwarmRegistry(pulumi.ComponentResource):
                 )
             ],
             secrets=self._secrets(name, args),
+            # Named like the container target's: the manager keeps it across `destroy`
+            # (Swarm never deletes a service's named volume).
             mounts=[
-                docker.ServiceTaskSpecContainerSpecMountArgs(
-                    # Named like the container target's: the manager keeps it across `destroy`
-                    # (Swarm never deletes a service's named volume).
-                    type="volume",
-                    source=names.data_name(p.namespace, args.storage),
-                    target=STORAGE_DIR,
+                svc.data_mount(
+                    names.data_name(p.namespace, args.storage),
+                    STORAGE_DIR,
+                    namespace=p.namespace,
+                    data=args.storage,
                 )
             ],
             healthcheck=docker.ServiceTaskSpecContainerSpecHealthcheckArgs(

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_docker as docker
 
+from virtstack_components import names
+
 RESTART_DELAY = "1s"
 CONVERGE_TIMEOUT = "3m"
 """How long `up` waits for a service's tasks to run (pulls on every node included)."""
@@ -44,6 +46,25 @@ def host_port(target: int, published: int) -> docker.ServiceEndpointSpecPortArgs
     """A port published on the node that runs the task (no routing mesh here)."""
     return docker.ServiceEndpointSpecPortArgs(
         target_port=target, published_port=published, publish_mode="host"
+    )
+
+
+def data_mount(
+    source: str, target: str, *, namespace: str, data: str
+) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    """A named volume, labelled as ``namespace``'s data ``data`` when the node creates it
+    (so `destroy --delete-data` finds it, as on one engine)."""
+    labels = {names.NAMESPACE_LABEL: namespace, names.DATA_LABEL: data}
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type="volume",
+        source=source,
+        target=target,
+        volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+            labels=[
+                docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(label=k, value=v)
+                for k, v in labels.items()
+            ]
+        ),
     )
 
 

@@ -14,7 +14,13 @@ from virtstack_components.docker.tier import LB_HEALTH_TEST
 from virtstack_components.probes import health_test
 from virtstack_components.swarm import service as svc
 from virtstack_components.swarm.placement import MANAGER
-from virtstack_components.tier import TierArgs, haproxy_config
+from virtstack_components.tier import (
+    SECRETS_FILE,
+    TierArgs,
+    haproxy_config,
+    secret_command,
+    secret_env_file,
+)
 
 if TYPE_CHECKING:
     from virtstack_components.swarm.placement import SwarmPlacement
@@ -59,6 +65,7 @@ class SwarmTier(pulumi.ComponentResource):
         super().__init__("virtstack:swarm:SwarmTier", name, None, opts)
         t = args.tier
         service = names.replica_alias(name)
+        self._secrets = self._secret_env(name, args)
         if t.volume is None:
             self._replicas(name, service, args)
             dns_name = names.swarm_tasks(service)
@@ -91,7 +98,8 @@ class SwarmTier(pulumi.ComponentResource):
         return docker.ServiceTaskSpecArgs(
             container_spec=docker.ServiceTaskSpecContainerSpecArgs(
                 image=t.image,
-                commands=list(t.command) if t.command else None,
+                commands=secret_command(t),
+                secrets=self._secrets,
                 # The node's name in the host name: a page shows where it was served.
                 hostname="{{.Node.Hostname}}-" + name + "-" + replica,
                 env=env,
@@ -125,6 +133,27 @@ class SwarmTier(pulumi.ComponentResource):
             restart_policy=svc.restart_policy(),
         )
 
+    def _secret_env(
+        self, name: str, args: SwarmTierArgs
+    ) -> list[docker.ServiceTaskSpecContainerSpecSecretArgs] | None:
+        """Secret env values as one Swarm secret, a file the replica's shell sources: in no
+        service spec. Unnamed, so Pulumi names it: a changed value is a new secret (they
+        are immutable), made before the services switch to it."""
+        p, t = args.placement, args.tier
+        if not t.secret_env:
+            return None
+        secret = docker.Secret(
+            f"{name}-env",
+            data=svc.b64(secret_env_file(t)),
+            labels=[docker.SecretLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace)],
+            opts=p.opts(self),
+        )
+        return [
+            docker.ServiceTaskSpecContainerSpecSecretArgs(
+                secret_id=secret.id, secret_name=secret.name, file_name=SECRETS_FILE
+            )
+        ]
+
     def _service(
         self, resource: str, engine_name: str, task: docker.ServiceTaskSpecArgs,
         args: SwarmTierArgs, *, replicas: int, role: str, order: str = "start-first",
@@ -157,20 +186,7 @@ class SwarmTier(pulumi.ComponentResource):
         p, t = args.placement, args.tier
         assert t.volume is not None
         data = names.replica_data_name(p.namespace, t.volume.name, i)
-        mount = docker.ServiceTaskSpecContainerSpecMountArgs(
-            type="volume",
-            source=data,
-            target=t.volume.path,
-            volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
-                labels=[
-                    docker.ServiceTaskSpecContainerSpecMountVolumeOptionsLabelArgs(label=k, value=v)
-                    for k, v in {
-                        names.NAMESPACE_LABEL: p.namespace,
-                        names.DATA_LABEL: t.volume.name,
-                    }.items()
-                ]
-            ),
-        )
+        mount = svc.data_mount(data, t.volume.path, namespace=p.namespace, data=t.volume.name)
         # Pinned to the node holding its volume: never restarted on an empty one elsewhere.
         task = self._task(
             name, args, replica=str(i), mounts=[mount],
