@@ -78,7 +78,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 placement=placement,
                 network=SwarmNetwork(
                     f"{ctx.env}-registry-net", SwarmNetworkArgs(placement=placement)
-                ).engine_name,
+                ).network_id,
                 image=spec.images.registry,
                 port=reg.port,
                 storage=reg.storage,

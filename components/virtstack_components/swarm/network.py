@@ -26,8 +26,9 @@ class SwarmNetworkArgs:
 class SwarmNetwork(pulumi.ComponentResource):
     """One overlay network, named like the component and labelled with its namespace."""
 
-    engine_name: pulumi.Output[str]
-    """The name the engine knows the network by."""
+    network_id: pulumi.Output[str]
+    """The engine's id of the network: what a service attaches to (the provider deprecates
+    attaching by name, and warns on every run that does)."""
 
     def __init__(
         self, name: str, args: SwarmNetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -45,5 +46,5 @@ class SwarmNetwork(pulumi.ComponentResource):
             labels=[docker.NetworkLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace)],
             opts=p.opts(self),
         )
-        self.engine_name = net.name
-        self.register_outputs({"engine_name": self.engine_name})
+        self.network_id = net.id
+        self.register_outputs({"network_id": self.network_id})

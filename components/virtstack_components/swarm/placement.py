@@ -52,7 +52,7 @@ class SwarmPlacement:
                 f"{stack}-{t.name}-net",
                 SwarmNetworkArgs(placement=self, cidr=t.cidr, internal=t.name in fed),
                 opts=pulumi.ResourceOptions(parent=parent),
-            ).engine_name
+            ).network_id
             for t in tiers
         }
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class SwarmRegistryArgs:
     placement: SwarmPlacement
     network: pulumi.Input[str]
-    """An overlay network: host-mode ports answer only for tasks attached to one."""
+    """Id of an overlay network: host-mode ports answer only for tasks attached to one."""
     image: pulumi.Input[str]
     """An image with Debian's docker-registry (virtstack/base)."""
     port: int = names.REGISTRY_PORT
@@ -90,7 +90,7 @@ class SwarmRegistry(pulumi.ComponentResource):
             name=name,
             task_spec=docker.ServiceTaskSpecArgs(
                 container_spec=container,
-                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(name=args.network)],
+                networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=args.network)],
                 # The manager: its address is the registry's, and its volume the storage.
                 placement=docker.ServiceTaskSpecPlacementArgs(constraints=[MANAGER]),
                 restart_policy=svc.restart_policy(),

@@ -37,9 +37,9 @@ class SwarmTierArgs:
     placement: SwarmPlacement
     tier: TierArgs
     network: pulumi.Input[str]
-    """Overlay network of the replicas."""
+    """Id of the overlay network of the replicas."""
     client_networks: Sequence[pulumi.Input[str]] = ()
-    """Networks of the tiers that send traffic here: the load balancer joins them."""
+    """Ids of the networks of the tiers that send traffic here: the load balancer joins them."""
 
 
 def _s(n: int) -> str:
@@ -118,7 +118,7 @@ class SwarmTier(pulumi.ComponentResource):
             ),
             networks_advanceds=[
                 docker.ServiceTaskSpecNetworksAdvancedArgs(
-                    name=args.network, aliases=[names.replica_alias(name)]
+                    id=args.network, aliases=[names.replica_alias(name)]
                 )
             ],
             placement=docker.ServiceTaskSpecPlacementArgs(
@@ -221,9 +221,9 @@ class SwarmTier(pulumi.ComponentResource):
                 ),
                 stop_grace_period="2s",
             ),
-            networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(name=args.network)]
+            networks_advanceds=[docker.ServiceTaskSpecNetworksAdvancedArgs(id=args.network)]
             + [
-                docker.ServiceTaskSpecNetworksAdvancedArgs(name=client, aliases=[name])
+                docker.ServiceTaskSpecNetworksAdvancedArgs(id=client, aliases=[name])
                 for client in args.client_networks
             ],
             # On a manager: a published port answers at the manager's address, and the
