@@ -84,6 +84,9 @@ def restore(
         say(f"wrote {target_file} from the backup")
     names = []
     for item in manifest["data"]:
+        if item.get("kind", "data") != "data":
+            say(f"kept in the backup, not restored: {item['file']} (made anew by up)")
+            continue
         name = target + str(item["name"]).removeprefix(env)
         say(f"restoring {name}")
         _put_back(repo, found, environment, target, item, name)
