@@ -74,6 +74,11 @@ def restore(
         document = stackfiles.load_stack(project, target)  # the live declaration wins
     environment = check_config(stackfiles.plain(document))
     adapter, uri = environment.adapter, environment.uri
+    if into is not None and adapter.kind == "libvirt":
+        raise UsageError(
+            f"restore {env} --into {into}: a VM environment cannot be cloned yet (the clone's "
+            f"networks would take the same address ranges); restore into {env} itself"
+        )
     live = [i.name for i in adapter.data_items(target, uri) if i.owned]
     if live and not force:
         raise UsageError(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from virtstack.backup import _hold
 from virtstack.engines import hostcmd, vmbackup
 from virtstack.engines.libvirt import LibvirtAdapter
-from virtstack.errors import BackupError, EngineCommandError
+from virtstack.errors import BackupError, EngineCommandError, UsageError
 from virtstack.spec import EnvironmentSpec
 
 URI = "qemu:///system"
@@ -248,3 +249,26 @@ def test_a_restored_disk_goes_into_a_data_pool_made_anew_and_skips_scratch_image
     assert write.after[0][-2:] == ["pool-refresh", "lab-data"]
     virsh.pool_list = lambda *a: "lab-data\n"  # type: ignore[attr-defined]
     assert LibvirtAdapter().data_items("lab", URI) == []  # the scratch image is no data
+
+
+def test_a_vm_environment_is_not_cloned_and_nothing_is_written(tmp_path: Path) -> None:
+    """A real (tiny) restic repository holding a hostos environment's backup."""
+    from virtstack.backup import repository
+    from virtstack.restic import MANIFEST, TAG_ENV, TAG_ID
+    from virtstack.restore import restore
+
+    (tmp_path / "stacks").mkdir()
+    declaration = (
+        "config:\n  virtstack:target: hostos\n"
+        "  virtstack:networks: [{name: net, cidr: 192.168.210.0/24}]\n"
+        "  virtstack:tiers:\n    - {name: db, image: x, command: [sleep, '1']}\n"
+    )
+    repo = repository(tmp_path, "lab")
+    repo.ensure()
+    tags = [TAG_ENV + "lab", TAG_ID + "b1"]
+    repo.backup_bytes(declaration.encode(), "declaration.yaml", tags, "lab")
+    repo.backup_bytes(json.dumps({"data": []}).encode(), MANIFEST, tags, "lab")
+    with pytest.raises(UsageError, match=r"^restore lab --into lab2: a VM environment cannot"):
+        restore(tmp_path, "lab", wanted="latest", into="lab2", publish={}, force=False,
+                say=lambda line: None)  # fmt: skip
+    assert list((tmp_path / "stacks").iterdir()) == []
