@@ -133,10 +133,16 @@ class BackupResult:
     warnings: list[str]
 
 
-def backup(session: Session, *, tag: str | None, say: Say) -> BackupResult:
+def backup(
+    session: Session, *, tag: str | None, say: Say, include_root: bool = False
+) -> BackupResult:
     """One consistent backup of the environment: its data, held still piece by piece (pre
-    hooks or a pause, always released), then its declaration, state and manifest."""
+    hooks, a pause, or a frozen guest; always released), then its declaration, state and
+    manifest; with ``include_root`` the VMs' root disks too."""
     ref, environment = session.ref, session.environment
+    copies = session.adapter.data_copies(
+        environment.spec, ref.env, environment.uri, include_root=include_root
+    )
     repo = repository(ref.project, ref.env, environment)
     if repo.ensure():
         say(f"created the restic repository {repo.location}")
@@ -150,11 +156,12 @@ def backup(session: Session, *, tag: str | None, say: Say) -> BackupResult:
         added = repo.backup_bytes(declaration, DECLARATION, tags, host)
         state = session.runner.export_state(ref).encode()
         added += repo.backup_bytes(state, STATE, tags, host)
-        copies = session.adapter.data_copies(environment.spec, ref.env, environment.uri)
         for copy in copies:
             say(f"copying {copy.name} ({copy.owner})")
             size = _copy(repo, copy, tags, host, warnings)
-            items.append({"name": copy.name, "owner": copy.owner, "file": _file(copy.name)})
+            items.append(
+                {"name": copy.name, "owner": copy.owner, "file": _file(copy), "kind": copy.kind}
+            )
             added += size
     except BaseException:
         _abandon(repo, backup_id)
@@ -175,8 +182,8 @@ def backup(session: Session, *, tag: str | None, say: Say) -> BackupResult:
     return BackupResult(backup_id=backup_id, added=added, files=files, warnings=warnings)
 
 
-def _file(name: str) -> str:
-    return f"{name}.tar"
+def _file(copy: DataCopy) -> str:
+    return f"{copy.name}.{copy.stream}"
 
 
 def _copy(repo: Repository, copy: DataCopy, tags: list[str], host: str, warn: list[str]) -> int:
@@ -189,7 +196,7 @@ def _copy(repo: Repository, copy: DataCopy, tags: list[str], host: str, warn: li
             reader = subprocess.Popen(copy.read, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             assert reader.stdout is not None
             try:
-                added = repo.backup_stream(reader.stdout, _file(copy.name), tags, host)
+                added = repo.backup_stream(reader.stdout, _file(copy), tags, host)
             finally:
                 reader.stdout.close()
                 err = reader.stderr.read().decode(errors="replace") if reader.stderr else ""
@@ -210,7 +217,7 @@ def _hold(argv: list[str], copy: DataCopy) -> None:
             return
     why = (done.stderr or done.stdout).strip().splitlines() or ["failed"]
     raise BackupError(
-        f"tier {copy.owner}: its backup hook (or pause) failed ({why[-1]}); backup "
+        f"tier {copy.owner}: its {copy.holding} failed ({why[-1]}); backup "
         "abandoned, the tier is left running"
     )
 

@@ -74,6 +74,11 @@ def restore(
         document = stackfiles.load_stack(project, target)  # the live declaration wins
     environment = check_config(stackfiles.plain(document))
     adapter, uri = environment.adapter, environment.uri
+    if into is not None and adapter.kind == "libvirt":
+        raise UsageError(
+            f"restore {env} --into {into}: a VM environment cannot be cloned yet (the clone's "
+            f"networks would take the same address ranges); restore into {env} itself"
+        )
     live = [i.name for i in adapter.data_items(target, uri) if i.owned]
     if live and not force:
         raise UsageError(
@@ -84,6 +89,9 @@ def restore(
         say(f"wrote {target_file} from the backup")
     names = []
     for item in manifest["data"]:
+        if item.get("kind", "data") != "data":
+            say(f"kept in the backup, not restored: {item['file']} (made anew by up)")
+            continue
         name = target + str(item["name"]).removeprefix(env)
         say(f"restoring {name}")
         _put_back(repo, found, environment, target, item, name)

@@ -44,6 +44,10 @@ def backup(
         int,
         typer.Option("--keep-daily", min=0, help="Then keep the newest backup of the last N days."),
     ] = 0,
+    include_root: Annotated[
+        bool,
+        typer.Option("--include-root", help="VM targets: the VMs' root disks too (not restored)."),
+    ] = False,
     verify: Annotated[
         bool,
         typer.Option("--verify", help="Do not back up: read back a sample and report damage."),
@@ -94,7 +98,7 @@ def backup(
     try:
         with holding(ctx, env, "backup"):
             session = start_session(ctx, env, None)
-            done = backups.backup(session, tag=tag, say=console.print)
+            done = backups.backup(session, tag=tag, say=console.print, include_root=include_root)
             for line in done.warnings:
                 typer.echo(f"warning: {line}", err=True)
             console.print(

@@ -95,6 +95,13 @@ class DataCopy:
     attempts: int = 1
     """How often a failed ``hold`` command is tried (a pause may fail while the kernel
     cannot freeze a busy process yet; a hook is run once)."""
+    holding: str = "backup hook (or pause)"
+    """What ``hold`` does, for the message when it fails."""
+    stream: str = "tar"
+    """The stream's format: the stored file's extension (``tar``, ``qcow2``)."""
+    kind: str = "data"
+    """``data``, or ``root``: a VM's root disk, kept in the backup but not restored (VMs
+    are made anew from the declaration)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,8 +191,11 @@ class EngineAdapter(Protocol):
         """Every replica of the environment: where it runs, its state, restarts, start."""
         ...
 
-    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
-        """How to copy out each piece of the environment's data that exists now."""
+    def data_copies(
+        self, spec: EnvironmentSpec, env: str, uri: str, *, include_root: bool = False
+    ) -> list[DataCopy]:
+        """How to copy out each piece of the environment's data that exists now (and the
+        VMs' root disks with ``include_root``)."""
         ...
 
     def data_write(

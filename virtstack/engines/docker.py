@@ -19,7 +19,7 @@ from virtstack import naming
 from virtstack.engines import hostcmd
 from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.errors import EngineCommandError, EngineUnreachableError
+from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
 from virtstack.spec import EnvironmentSpec, key
 
 if TYPE_CHECKING:
@@ -317,9 +317,13 @@ class DockerAdapter:
         extra = (["--follow"] if follow else []) + (["--since", since] if since else [])
         return {r: hostcmd.docker_argv(uri, "logs", "--timestamps", *extra, r) for r in replicas}
 
-    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
+    def data_copies(
+        self, spec: EnvironmentSpec, env: str, uri: str, *, include_root: bool = False
+    ) -> list[DataCopy]:
         """A tar of each volume through a throwaway busybox container (local or remote
         engine alike); its users are paused for the copy unless their tier has hooks."""
+        if include_root:
+            raise UsageError(f"backup {env} --include-root: containers have no root disks")
         return [self._copy(spec, env, uri, name) for name in self.find_data(spec, env, uri)]
 
     def _copy(self, spec: EnvironmentSpec, env: str, uri: str, name: str) -> DataCopy:

@@ -16,17 +16,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from virtstack_components import names
 
 from virtstack import images, naming
-from virtstack.engines import guestagent, hostcmd, sshopts
+from virtstack.engines import guestagent, hostcmd, sshopts, vmbackup
 from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError, UsageError
+from virtstack.engines.vmbackup import DISK_SUFFIX
+from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
 from virtstack.spec import EnvironmentSpec, key
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
-# Data disks carry the image format as a suffix in the pool.
-DISK_SUFFIX = ".qcow2"
 DOMAIN_TYPE = "libvirt:index/domain:Domain"
 # Steps after which a domain is new: created, or created anew in a replacement.
 _MADE_OPS = frozenset({"create", "create-replacement", "replace"})
@@ -243,9 +242,9 @@ class LibvirtAdapter:
         out = hostcmd.run(hostcmd.virsh_argv(uri, "vol-list", pool), uri=uri)
         items = []
         for line in out.splitlines():
-            if not line.strip():
+            name = (line.split() or [""])[0]
+            if not name.endswith(DISK_SUFFIX):  # blank, or a backup's scratch image
                 continue
-            name = line.split()[0]
             info = hostcmd.run(
                 hostcmd.virsh_argv(uri, "vol-info", "--bytes", "--pool", pool, name), uri=uri
             )
@@ -277,13 +276,18 @@ class LibvirtAdapter:
             done[old] = new
         return done
 
-    def data_copies(self, spec: EnvironmentSpec, env: str, uri: str) -> list[DataCopy]:
-        raise UsageError(f"backup {env}: data disks of VM environments are not backed up yet")
+    def data_copies(
+        self, spec: EnvironmentSpec, env: str, uri: str, *, include_root: bool = False
+    ) -> list[DataCopy]:
+        """A qcow2 image of each data disk, copied live (see vmbackup)."""
+        data = self.find_data(spec, env, uri)
+        return vmbackup.copies(spec, env, uri, data, include_root=include_root)
 
     def data_write(
         self, spec: EnvironmentSpec, env: str, uri: str, name: str, image: str
     ) -> DataWrite:
-        raise UsageError(f"restore {env}: data disks of VM environments are not restored yet")
+        path = naming.pool_path(env, spec.engine.pool_path) + "-data"  # as the target makes it
+        return vmbackup.write(uri, env, path, name + DISK_SUFFIX)
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         pool = naming.data_pool(env)

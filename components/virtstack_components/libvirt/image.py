@@ -54,19 +54,22 @@ class BaseImage(pulumi.ComponentResource):
         )
         host = args.host
 
-        def upload(role: str, source: str, fmt: str) -> libvirt.Volume:
+        def upload(role: str, source: str, fmt: str, *after: libvirt.Volume) -> libvirt.Volume:
             return libvirt.Volume(
                 f"{name}-{role}",
                 name=f"{name}-{Path(source).name}",
                 pool=args.pool,
                 source=source,
                 format=fmt,
-                opts=host.opts(self),
+                opts=host.opts(self, depends_on=list(after)),
             )
 
+        # One upload at a time: an upload ends with a pool refresh, which libvirt refuses
+        # while another upload runs in the pool, and that refused stream leaves a reply on
+        # the provider's connection that blocks every later call on it (see seed_provider).
         disk = upload("disk", args.image.disk, "qcow2")
-        kernel = upload("kernel", args.image.kernel, "raw")
-        initrd = upload("initrd", args.image.initrd, "raw")
+        kernel = upload("kernel", args.image.kernel, "raw", disk)
+        initrd = upload("initrd", args.image.initrd, "raw", kernel)
         self.ids = GuestImageIds(
             disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
         )

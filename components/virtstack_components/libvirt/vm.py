@@ -129,7 +129,11 @@ class VirtualMachine(pulumi.ComponentResource):
             name=digest.apply(lambda d: f"{host}-seed-{d}.iso"),
             pool=p.pool,
             user_data=args.user_data,
-            meta_data=digest.apply(lambda d: f"instance-id: {host}-{d}\nlocal-hostname: {host}\n"),
+            # After the guest image's last upload (initrd), for the same reason the image's
+            # uploads run one at a time: no seed upload runs beside one of them.
+            meta_data=pulumi.Output.all(digest, p.image.initrd).apply(
+                lambda found: f"instance-id: {host}-{found[0]}\nlocal-hostname: {host}\n"
+            ),
             opts=pulumi.ResourceOptions(parent=self, provider=p.seed_provider or p.provider),
         )
         data = [

@@ -1,0 +1,142 @@
+"""Backups of a VM environment for real: libvirt's backup job, the guest agent, restic.
+
+The smallest hostos environment with a data disk: one stateful tier (one VM on a data
+disk, behind its load-balancer VM). The tests run in order on what the previous left: a
+live backup while the VM keeps running, then the disaster drill (destroy with its data,
+restore, the same bytes back on the data disk).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.engine.cli_support import cli, make_project
+from tests.engine.guest import run_in
+from tests.engine.harness import LIBVIRT_URI, PREFIX, remove_leftovers, virsh
+from tests.engine.test_vm_targets import free_subnet, tier
+from virtstack.engines import guestagent
+from virtstack.stackfiles import stack_file
+
+pytestmark = pytest.mark.engine
+
+BLOB_MIB = 64
+
+
+@dataclass
+class VmEnv:
+    project: Path
+    name: str
+    state: dict[str, str] = field(default_factory=dict)
+    """What a test leaves for the next: the data's checksum, the backup's id."""
+
+    @property
+    def db(self) -> str:
+        return f"{self.name}-db-0"
+
+    def ok(self, *args: str) -> str:
+        result = cli(self.project, *args)
+        assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
+        return result.output
+
+    def checksum(self) -> str:
+        done = run_in(self.db, "sha256sum /data/blob")
+        assert done.exitcode == 0, done.stderr
+        return done.stdout.split()[0]
+
+
+@pytest.fixture(scope="module")
+def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
+    project = make_project(tmp_path_factory.mktemp("vmbackup"))
+    env = VmEnv(project=project, name=f"{PREFIX}vmbk-{secrets.token_hex(2)}")
+    db = tier("db", 1) | {
+        "stateful": True,
+        "volume": {"name": "db-data", "path": "/data", "size_gib": 1},
+    }
+    config = {
+        "virtstack:target": "hostos",
+        "virtstack:engine": {"uri": LIBVIRT_URI},
+        "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
+        "virtstack:tiers": [db],
+    }
+    stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    try:
+        started = time.monotonic()
+        env.ok("up", env.name, "--yes")
+        print(f"\nup: {time.monotonic() - started:.0f} s")
+        yield env
+    finally:
+        cli(project, "destroy", env.name, "--yes", "--delete-data")
+        leftovers = remove_leftovers(env.name)
+        assert leftovers == [], f"destroy left {leftovers}"
+
+
+def uptime(domain: str) -> float:
+    return float(run_in(domain, "cat /proc/uptime").stdout.split()[0])
+
+
+class StateWatch(threading.Thread):
+    """``virsh domstate`` of a domain, asked again and again until stopped."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(daemon=True)
+        self.domain, self.seen, self.done = domain, set[str](), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.seen.add(virsh("domstate", self.domain, check=False).stdout.strip())
+            time.sleep(0.5)
+
+
+def test_a_live_backup_keeps_the_vm_running_and_leaves_it_thawed(vm_env: VmEnv) -> None:
+    db = vm_env.db
+    wrote = run_in(db, f"head -c {BLOB_MIB}M /dev/urandom > /data/blob && sync")
+    assert wrote.exitcode == 0, wrote.stderr
+    vm_env.state["checksum"] = vm_env.checksum()
+    domain_id, before = virsh("domid", db).stdout.strip(), uptime(db)
+    watch = StateWatch(db)
+    watch.start()
+    started = time.monotonic()
+    try:
+        out = vm_env.ok("backup", vm_env.name, "--include-root", "--tag", "drill")
+    finally:
+        watch.done.set()
+        watch.join()
+    took = time.monotonic() - started
+    print(f"\nlive backup with root disks: {took:.0f} s; {out.splitlines()[-1]}")
+    assert watch.seen == {"running"}, watch.seen
+    assert virsh("domid", db).stdout.strip() == domain_id  # the same QEMU process
+    assert uptime(db) >= before + took * 0.5  # no reboot (the guest clock runs slow under TCG)
+    assert guestagent.agent(LIBVIRT_URI, db, "guest-fsfreeze-status") == "thawed"
+    assert run_in(db, "echo after > /data/after && sync").exitcode == 0  # writable again
+    [found] = json.loads(vm_env.ok("backups", vm_env.name, "--json"))
+    assert found["tag"] == "drill"
+    data = f"{vm_env.name}_db-data_0.qcow2"
+    assert data in found["files"]
+    assert any(f.startswith(f"{db}-root-") for f in found["files"]), found["files"]
+    # No backup scratch image is left beside the disks.
+    for pool in (f"{vm_env.name}-data", f"{vm_env.name}-pool"):
+        assert ".backup" not in virsh("vol-list", pool).stdout
+
+
+def test_after_destroy_with_its_data_restore_brings_the_same_bytes_back(vm_env: VmEnv) -> None:
+    assert vm_env.state, "needs the backup of the test before"
+    vm_env.ok("destroy", vm_env.name, "--yes", "--delete-data")
+    assert f"{vm_env.name}-data" not in virsh("pool-list", "--all", "--name").stdout.split()
+    started = time.monotonic()
+    out = vm_env.ok("restore", vm_env.name, "--yes")
+    print(f"\nrestore and up: {time.monotonic() - started:.0f} s")
+    assert f"restoring {vm_env.name}_db-data_0" in out
+    assert "not restored" in out  # the root disks: VMs are made anew
+    assert vm_env.checksum() == vm_env.state["checksum"]
+    assert run_in(vm_env.db, "test ! -e /data/after").exitcode == 0  # written after the backup
+    unit = f"virtstack-{vm_env.name}-db"
+    assert run_in(vm_env.db, f"systemctl is-active {unit}").stdout.strip() == "active"
