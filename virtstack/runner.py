@@ -106,6 +106,16 @@ class EventLog:
         specific = [line for line in lines if not _GENERIC.match(line)]
         return specific or lines
 
+    def warnings(self) -> list[str]:
+        """The program's and providers' warnings, one line each, each once."""
+        lines = [
+            line
+            for event in self.events
+            if (d := event.diagnostic_event) is not None and d.severity == "warning"
+            for line in diagnostic_lines(d.message)
+        ]
+        return list(dict.fromkeys(lines))
+
 
 # Pulumi closes a failed run with these; they say nothing the other errors do not.
 _GENERIC = re.compile(

@@ -223,8 +223,11 @@ def data_after_destroy(session: Session, *, delete: bool) -> DataAfterDestroy:
 
 
 def refresh(session: Session, on_event: OnEvent) -> None:
-    """Read the engine's actual state into the stack."""
-    session.runner.refresh(session.ref, on_event)
+    """Read the engine's actual state into the stack, through the tunnel to a remote
+    engine's registry that ``up`` also opens (the provider reads pushed digests here)."""
+    env = session.environment
+    with session.adapter.registry_tunnel(env.spec, env.uri):
+        session.runner.refresh(session.ref, on_event)
 
 
 # -- status -----------------------------------------------------------------------------

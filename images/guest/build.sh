@@ -35,6 +35,9 @@ PACKAGES=(
   # What virtstack's roles run, so no VM needs a mirror: tier replicas (busybox httpd),
   # load balancers (haproxy), container hosts (docker.io), registries (docker-registry).
   busybox haproxy docker.io docker-registry
+  # The kernel enables AppArmor, so Docker confines every container with its docker-default
+  # profile, which it loads with apparmor_parser: without this package no container starts.
+  apparmor
 )
 # Kernel modules the initrd needs to find and mount the root filesystem.
 INITRD_MODULES=(virtio_pci virtio_blk virtio_scsi sd_mod ext4)

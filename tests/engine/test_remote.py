@@ -234,7 +234,7 @@ def test_an_engine_ssh_cannot_reach_stops_up_in_one_line(
 class RemoteLab:
     project: Path
     name: str
-    up_output: str
+    up_stderr: str
 
     def outputs(self) -> dict[str, object]:
         found: dict[str, object] = json.loads(
@@ -268,9 +268,9 @@ def remote_lab(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     stack_file(project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     try:
         before = sshd.logins()
-        output = ok(project, "up", name, "--yes").output
+        done = ok(project, "up", name, "--yes")
         assert sshd.logins() > before
-        lab = RemoteLab(project=project, name=name, up_output=output)
+        lab = RemoteLab(project=project, name=name, up_stderr=done.stderr)
         for domain in lab.domains():
             cloud_init_done(domain)
         yield lab
@@ -287,9 +287,12 @@ def test_lab_over_qemu_ssh_falls_back_to_emulation_plainly_and_autostarts(
     assert remote_lab.domains() == sorted(
         [f"{n}-docker", f"{n}-registry", f"{n}-web-0", f"{n}-web-lb"]
     )
-    # KVM does not work on this machine (no vmx/svm): the probe says so and uses QEMU.
+    # KVM does not work on this machine (no vmx/svm): the probe says so and uses QEMU,
+    # in the plan and when `up` applies it.
     plan = json.loads(ok(remote_lab.project, "preview", remote_lab.name, "--json").output)
     assert any("KVM does not work on this host" in w for w in plan["warnings"]), plan["warnings"]
+    warned = [ln for ln in remote_lab.up_stderr.splitlines() if ln.startswith("warning: ")]
+    assert any("KVM does not work on this host" in ln for ln in warned), remote_lab.up_stderr
     for domain in remote_lab.domains():
         assert "<domain type='qemu'" in virsh("dumpxml", domain).stdout
         assert re.search(r"Autostart:\s+enable", virsh("dominfo", domain).stdout)
@@ -305,3 +308,63 @@ def test_status_reads_vm_backends_through_the_remote_connection(
     assert web["error"] is None, web
     assert [s["status"] for s in web["servers"]] == ["UP"], web
     assert sshd.logins() > before
+
+
+def test_a_container_environment_deploys_onto_the_container_host(
+    remote_lab: RemoteLab, tmp_path: Path, sshd: Sshd
+) -> None:
+    outputs = remote_lab.outputs()
+    host = outputs["container_hosts"][f"{remote_lab.name}-docker"]  # type: ignore[index]
+    registry = str(outputs["registry"])
+    uri = host["uri"]
+    assert uri.startswith("ssh://virtstack@")
+    address = uri.rpartition("@")[2]
+    opts = [
+        "-i", str(sshd.key), "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+        "-o", "StrictHostKeyChecking=accept-new",
+    ]  # fmt: skip
+    ssh = ["ssh", *opts, "-o", "BatchMode=yes", f"virtstack@{address}"]
+    # The host gets the load balancers' image as any fresh engine would (images/build.sh);
+    # the web image reaches it only through the VM environment's registry.
+    save = subprocess.Popen(
+        ["docker", "save", "virtstack/base:bookworm-1", "virtstack/demo:1"],
+        stdout=subprocess.PIPE,
+    )
+    loaded = subprocess.run(
+        [*ssh, "docker", "load"], stdin=save.stdout, capture_output=True, text=True, timeout=600
+    )
+    assert save.wait() == 0
+    assert loaded.returncode == 0, loaded.stderr
+    image = f"{registry}/virtstack/demo:1"
+    pushed = run(
+        *ssh, f"docker tag virtstack/demo:1 {image} && docker push {image} "
+        f"&& docker image rm {image} virtstack/demo:1", timeout=600,
+    )  # fmt: skip
+    assert "digest: sha256:" in pushed.stdout
+
+    project = make_project(tmp_path / "on-host")
+    name = f"{PREFIX}onhost-{secrets.token_hex(2)}"
+    port = 8080
+    config = {
+        "virtstack:target": "container",
+        "virtstack:engine": {"uri": uri, "ssh_opts": opts},
+        "virtstack:tiers": [
+            {
+                "name": "web", "image": image, "replicas": 2, "port": 8080,
+                "publish": port, "publish_address": "0.0.0.0",
+                # An emulated VM on a busy machine answers slowly: 1 s probes time out.
+                "health": {"path": "/healthz", "interval": 5, "timeout": 4, "retries": 3},
+            }
+        ],
+    }  # fmt: skip
+    stack_file(project, name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    try:
+        ok(project, "up", name, "--yes")
+        wait_for_replicas(f"http://{address}:{port}/", {f"{name}-web-0", f"{name}-web-1"})
+        digests = run(
+            *ssh, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image
+        )
+        assert f"{registry}/virtstack/demo@sha256:" in digests.stdout
+    finally:
+        cli(project, "destroy", name, "--yes")

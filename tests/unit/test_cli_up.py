@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.unit.fixtures.cli_support import (
     FakeRunner,
     errors,
     events,
+    events_from_json,
     invoke,
     make_services,
     outputs,
@@ -37,6 +39,21 @@ def test_up_generates_the_password_once_and_summarises(project: Path) -> None:
     second = invoke(project, services, "up", "dev")
     assert second.exit_code == 0, second.output
     assert runner.ops() == ["set_secret", "up", "outputs", "up", "outputs"]
+
+
+def test_up_prints_the_programs_warnings_once_each(project: Path) -> None:
+    warned = events_from_json(
+        {"sequence": i, "timestamp": i, "diagnosticEvent": {
+            "message": "KVM does not work on this host: emulated\n", "color": "never",
+            "severity": "warning",
+        }}
+        for i in (1, 2)
+    )  # fmt: skip
+    runner = FakeRunner(run_events=[*events("recorded-up-create.json"), *warned])
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: KVM does not work on this host: emulated\n") == 1
+    assert "dev: 7 created" in result.stdout
 
 
 def test_up_on_a_terminal_shows_the_plan_and_asks(project: Path) -> None:
@@ -101,3 +118,17 @@ def test_refresh_runs_and_summarises(project: Path) -> None:
     assert result.exit_code == 0, result.output
     assert runner.ops() == ["refresh"]
     assert "dev: " in result.stdout
+
+
+def test_refresh_runs_inside_the_registry_tunnel_up_opens(project: Path) -> None:
+    # One record of both: the order shows Pulumi refreshed while the tunnel was open.
+    calls: list[Any] = []
+    adapter = FakeAdapter(calls=calls)
+    runner = FakeRunner(run_events=events(PREVIEW), calls=calls)
+    result = invoke(project, make_services(runner, adapter=adapter), "refresh", "dev")
+    assert result.exit_code == 0, result.output
+    assert [c[0] for c in calls] == ["probe", "registry_tunnel", "refresh", "close_tunnel"]
+    [(_, spec, uri)] = [c for c in calls if c[0] == "registry_tunnel"]
+    assert spec.registry.enabled
+    assert spec.tiers
+    assert uri == "unix:///var/run/docker.sock"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 import yaml
 
 from virtstack.engines import hostcmd
-from virtstack.engines.base import DataItem
+from virtstack.engines.base import DataItem, Tunnel
 from virtstack.engines.docker import DockerAdapter
 from virtstack.engines.libvirt import LibvirtAdapter
+from virtstack.engines.swarm import SwarmAdapter
 from virtstack.errors import EngineCommandError, EngineUnreachableError
 from virtstack.spec import parse_spec
 
@@ -579,6 +581,34 @@ def test_no_tunnel_to_this_machines_own_engine(monkeypatch) -> None:
     monkeypatch.setattr(DockerAdapter, "engine_id", lambda self, uri: "same")
     assert DOCKER.forward_registry("ssh://root@127.0.0.1", "127.0.0.1", 1).process is None
     assert DOCKER.forward_registry("unix:///var/run/docker.sock", "127.0.0.1", 1).process is None
+
+
+def test_the_registry_is_tunnelled_where_pulumi_pushes_to_it(monkeypatch) -> None:
+    opened = []
+
+    def forward(self, uri: str, address: str, port: int) -> Tunnel:
+        opened.append((uri, address, port))
+        return Tunnel()
+
+    monkeypatch.setattr(DockerAdapter, "forward_registry", forward)
+    dev = spec_of("dev", **{"virtstack:registry": {"enabled": True, "port": 5001}})
+    DOCKER.registry_tunnel(dev, "ssh://me@host")
+    assert opened == [("ssh://me@host", "127.0.0.1", 5001)]
+    # No registry, or no tier image to push: no digest is read, so no tunnel.
+    DOCKER.registry_tunnel(spec_of("dev", **{"virtstack:registry": {"enabled": False}}), "ssh://h")
+    DOCKER.registry_tunnel(spec_of("dev", **{"virtstack:tiers": []}), "ssh://h")
+    # A Swarm's registry answers at its manager's address; a VM registry gets no pushes.
+    assert SwarmAdapter().registry_tunnel(dev, "ssh://h").process is None
+    assert LIBVIRT.registry_tunnel(spec_of("lab"), "qemu+ssh://h/system").process is None
+    assert opened == [("ssh://me@host", "127.0.0.1", 5001)]
+
+
+def test_a_tunnel_closes_when_its_block_ends() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    with Tunnel(process) as tunnel:
+        assert tunnel.process is not None
+        assert tunnel.process.poll() is None
+    assert process.returncode is not None
 
 
 def test_a_registry_port_taken_here_is_refused(another_engine) -> None:

@@ -208,6 +208,8 @@ def _deploy(session: Session, *, confirm: bool = False) -> None:
         return workflows.up(s, logs[-1])
 
     outputs = _run(session, "up", deploy)
+    for line in logs[-1].warnings():  # the progress display shows resources, not these
+        typer.echo(f"warning: {line}", err=True)
     _wait_ready(session, logs[-1])
     console.print(report.outputs_summary(session.env, outputs))
 

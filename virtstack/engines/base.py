@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -115,6 +116,25 @@ class DataWrite:
     after: list[list[str]]
 
 
+@dataclass
+class Tunnel:
+    """``ssh -L``: a port of the engine's host, answering at the same address here while
+    open (``process`` None: nothing needed forwarding). Closes as a context manager too."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> Tunnel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class EngineAdapter(Protocol):
     """Everything virtstack does to an engine directly, outside a Pulumi run.
 
@@ -156,6 +176,12 @@ class EngineAdapter(Protocol):
 
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         """Remove the environment's data from the engine; the names removed."""
+        ...
+
+    def registry_tunnel(self, spec: EnvironmentSpec, uri: str) -> Tunnel:
+        """Make the environment's registry answer here under the name its engine uses, while
+        the tunnel is open: Pulumi's Docker provider reads pushed images' digests from this
+        machine (``up``, ``refresh``). No process where that name already reaches it."""
         ...
 
     def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:

@@ -17,7 +17,14 @@ from virtstack_components import names
 
 from virtstack import naming
 from virtstack.engines import hostcmd
-from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
+from virtstack.engines.base import (
+    DataCopy,
+    DataItem,
+    DataWrite,
+    Reachability,
+    ReplicaPlacement,
+    Tunnel,
+)
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
 from virtstack.spec import EnvironmentSpec, key
@@ -45,18 +52,6 @@ LOCAL_ENGINE = "unix:///var/run/docker.sock"
 CERTS_D = Path("/etc/docker/certs.d")
 """Where a Docker engine finds the CAs it verifies each registry by (per address:port)."""
 TUNNEL_TIMEOUT = 30.0
-
-
-@dataclass
-class Tunnel:
-    """``ssh -L``: a port of the engine's host, answering at the same address here."""
-
-    process: subprocess.Popen[bytes] | None
-
-    def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 def _answers(address: str, port: int) -> bool:
@@ -153,6 +148,12 @@ class DockerAdapter:
         except (EngineCommandError, EngineUnreachableError):
             return None
 
+    def registry_tunnel(self, spec: EnvironmentSpec, uri: str) -> Tunnel:
+        reg = spec.registry
+        if not (reg.enabled and spec.tiers):
+            return Tunnel()  # no image is pushed, so no digest is read
+        return self.forward_registry(uri, str(reg.address), reg.port)
+
     def forward_registry(self, uri: str, address: str, port: int) -> Tunnel:
         """Make the registry that ``uri``'s engine publishes at ``address:port`` on its host
         answer at the same address here, for as long as the :class:`Tunnel` is open.
@@ -163,7 +164,7 @@ class DockerAdapter:
         "remote" engine is this machine's own (an ssh:// URI back to this host).
         """
         if not hostcmd.over_ssh(uri) or self.engine_id(uri) == self.engine_id(LOCAL_ENGINE):
-            return Tunnel(None)
+            return Tunnel()
         if _answers(address, port):
             raise EngineCommandError(
                 f"{uri}: {address}:{port} is taken on this machine, so the engine's registry "

@@ -17,7 +17,14 @@ from virtstack_components import names
 
 from virtstack import images, naming
 from virtstack.engines import guestagent, hostcmd, sshopts, vmbackup
-from virtstack.engines.base import DataCopy, DataItem, DataWrite, Reachability, ReplicaPlacement
+from virtstack.engines.base import (
+    DataCopy,
+    DataItem,
+    DataWrite,
+    Reachability,
+    ReplicaPlacement,
+    Tunnel,
+)
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.engines.vmbackup import DISK_SUFFIX
 from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
@@ -339,6 +346,9 @@ class LibvirtAdapter:
         props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
         count = props.get("NRestarts", "")
         return (int(count) if count.isdigit() else None), props.get("ActiveEnterTimestamp", "")
+
+    def registry_tunnel(self, spec: EnvironmentSpec, uri: str) -> Tunnel:
+        return Tunnel()  # Pulumi pushes nothing to a VM registry: no digest is read
 
     def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
         """The domains a run created or replaced, by name, from its engine events."""

@@ -16,7 +16,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from virtstack_components import names
 
 from virtstack.engines import hostcmd
-from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement
+from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement, Tunnel
 from virtstack.engines.docker import DockerAdapter
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -52,6 +52,9 @@ class SwarmAdapter(DockerAdapter):
 
     def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         return list(self._swarm_problems(spec, uri))
+
+    def registry_tunnel(self, spec: EnvironmentSpec, uri: str) -> Tunnel:
+        return Tunnel()  # the registry is published at the manager's address: it answers here
 
     def _swarm_problems(self, spec: EnvironmentSpec, uri: str) -> Iterator[str]:
         wanted = {t.image: key("tiers", i, "image") for i, t in enumerate(spec.tiers)}

@@ -148,11 +148,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             untrusted = ADAPTER.trust_registry(uri, str(reg.address), reg.port, ca_file)
             if untrusted:
                 pulumi.log.warn(untrusted)
-        if spec.tiers and not pulumi.runtime.is_dry_run():
             # The provider reads pushed digests here by the registry's name on the engine's
             # host: a tunnel for this run makes that name reach it (see forward_registry).
-            tunnel = ADAPTER.forward_registry(uri, str(reg.address), reg.port)
-            atexit.register(tunnel.close)
+            atexit.register(ADAPTER.registry_tunnel(spec, uri).close)
         for image in sorted({t.image for t in spec.tiers}):
             images[image] = push_image(
                 image,
