@@ -312,7 +312,7 @@ class LibvirtAdapter:
                     state = hostcmd.run(hostcmd.virsh_argv(uri, "domstate", domain), uri=uri)
                 except EngineCommandError:
                     state = "missing"
-                restarts, started = self._service(uri, domain, f"virtstack-{tier}")
+                restarts, started = guestagent.service(uri, domain, f"virtstack-{tier}")
                 found.append(
                     ReplicaPlacement(
                         replica=domain,
@@ -324,17 +324,6 @@ class LibvirtAdapter:
                     )
                 )
         return found
-
-    def _service(self, uri: str, domain: str, unit: str) -> tuple[int | None, str]:
-        """A VM service's restart count and start time, asked of systemd inside the VM."""
-        argv = ["/bin/systemctl", "show", "-p", "NRestarts,ActiveEnterTimestamp", unit]
-        try:
-            done = guestagent.run(uri, domain, argv)
-        except (EngineCommandError, EngineUnreachableError):
-            return None, ""
-        props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
-        count = props.get("NRestarts", "")
-        return (int(count) if count.isdigit() else None), props.get("ActiveEnterTimestamp", "")
 
     def machines_made(self, events: Iterable[EngineEvent]) -> list[str]:
         """The domains a run created or replaced, by name, from its engine events."""

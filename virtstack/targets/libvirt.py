@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -137,10 +138,22 @@ def deploy_vms(
         )
         for n in spec.networks
     }
-    image = BaseImage(
-        f"{ctx.env}-guest",
-        BaseImageArgs(host=host, pool=pool.name, image=GuestImage.from_dir(guest_image_dir(spec))),
-    )
+    guest = GuestImage.from_dir(guest_image_dir(spec))
+    image = BaseImage(f"{ctx.env}-guest", BaseImageArgs(host=host, pool=pool.name, image=guest))
+    # A VM item's own root disk boots with the guest's kernel (uploaded once).
+    own_images = {
+        vm.name: BaseImage(
+            f"{ctx.env}-{vm.name}-image",
+            BaseImageArgs(
+                host=host,
+                pool=pool.name,
+                image=dataclasses.replace(guest, disk=vm.image),
+                boot=image.ids,
+            ),
+        )
+        for vm in spec.vms
+        if vm.image is not None
+    }
 
     def on(network: str | None) -> LibvirtPlacement:
         net = networks[network or spec.networks[0].name]
@@ -188,16 +201,19 @@ def deploy_vms(
     for vm in spec.vms:
         for i in range(vm.count):
             name = f"{ctx.env}-{vm.name}" + (f"-{i}" if vm.count > 1 else "")
+            placement = on(vm.network)
+            if vm.name in own_images:
+                placement = dataclasses.replace(placement, image=own_images[vm.name].ids)
             machine = VirtualMachine(
                 name,
                 VirtualMachineArgs(
-                    placement=on(vm.network),
+                    placement=placement,
                     user_data=user_data(
                         "vm",
                         extra=vm.cloud_init,
                         hostname=name,
                         user="virtstack",
-                        ssh_authorized_keys=on(vm.network).keys(vm.ssh_authorized_keys),
+                        ssh_authorized_keys=placement.keys(vm.ssh_authorized_keys),
                     ),
                     cpus=vm.cpus,
                     memory_mib=vm.memory,

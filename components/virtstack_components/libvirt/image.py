@@ -39,6 +39,9 @@ class BaseImageArgs:
     host: LibvirtHost
     pool: pulumi.Input[str]
     image: GuestImage
+    boot: GuestImageIds | None = None
+    """Kernel and initrd already in the pool (another image's) to boot this disk with;
+    None: the image's own are uploaded."""
 
 
 class BaseImage(pulumi.ComponentResource):
@@ -65,9 +68,15 @@ class BaseImage(pulumi.ComponentResource):
             )
 
         disk = upload("disk", args.image.disk, "qcow2")
-        kernel = upload("kernel", args.image.kernel, "raw")
-        initrd = upload("initrd", args.image.initrd, "raw")
-        self.ids = GuestImageIds(
-            disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
+        boot = args.boot or GuestImageIds(
+            disk=disk.id,
+            kernel=upload("kernel", args.image.kernel, "raw").id,
+            initrd=upload("initrd", args.image.initrd, "raw").id,
+            cmdline=args.image.cmdline,
         )
-        self.register_outputs({"disk_id": disk.id, "kernel_id": kernel.id, "initrd_id": initrd.id})
+        self.ids = GuestImageIds(
+            disk=disk.id, kernel=boot.kernel, initrd=boot.initrd, cmdline=boot.cmdline
+        )
+        self.register_outputs(
+            {"disk_id": disk.id, "kernel_id": boot.kernel, "initrd_id": boot.initrd}
+        )
