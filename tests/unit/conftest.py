@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,3 +192,9 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
     (path / ".ssh" / "id_ed25519.pub").write_text(USER_KEY + "\n")
     monkeypatch.setenv("HOME", str(path))
     return path
+
+
+def seed_file(seed: Registered, name: str) -> str:
+    """A file of a VM's cloud-init seed ISO (as uploaded: the volume's source)."""
+    argv = ["isoinfo", "-i", seed.inputs["source"], "-J", "-x", f"/{name}"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout

@@ -96,7 +96,7 @@ def deploy_vms(
         raise SpecError(problems)
     uri = target.uri(spec)
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=provider_uri(uri))
-    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_provider.
+    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_dir.
     seed_provider = libvirt.Provider(f"{ctx.env}-libvirt-seeds", uri=provider_uri(uri))
     login = sshkeys.login_key(ctx.project, ctx.env)
     domain_type, cpu_mode = accelerator(spec, uri, hosting)
@@ -170,6 +170,7 @@ def deploy_vms(
             find_kept=kept.volume_id,
             ssh_authorized_keys=sshkeys.authorized(login.public, spec.ssh_authorized_keys, []),
             seed_provider=seed_provider,
+            seed_dir=str(ctx.project / ".virtstack" / "seeds" / ctx.env),
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
