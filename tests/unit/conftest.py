@@ -44,6 +44,7 @@ class Registered:
     delete_before_replace: bool
     import_id: str
     provider: str
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -117,6 +118,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     import_id=request.importId,
                     provider=request.provider,
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response

@@ -111,6 +111,7 @@ def test_virtual_machine_boots_its_cow_disk_with_a_seed_named_by_content(run):
     assert root.inputs["size"] == 4 * 1024**3
     seed = d.named("lab-tools-seed")
     assert seed.type == VOLUME
+    assert seed.ignore_changes == ["format"]
     assert seed.inputs["name"] == f"lab-tools-seed-{digest}.iso"
     assert seed_file(seed, "user-data") == data
     assert (

@@ -137,7 +137,12 @@ class VirtualMachine(pulumi.ComponentResource):
             pool=p.pool,
             source=iso,
             format="raw",
-            opts=pulumi.ResourceOptions(parent=self, provider=p.seed_provider or p.provider),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=p.seed_provider or p.provider,
+                # libvirt probes the file and reports its format as "iso": no change.
+                ignore_changes=["format"],
+            ),
         )
         data = [
             libvirt.Volume(
