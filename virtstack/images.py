@@ -25,12 +25,29 @@ def guest_image_dir(spec: EnvironmentSpec) -> Path:
     return cache_dir() / "guest" / GUEST_VERSION_FILE.read_text().strip()
 
 
+QCOW2_MAGIC = b"QFI\xfb"
+
+
 def check_guest_image(spec: EnvironmentSpec) -> list[str]:
-    """A VM environment needs a built guest image before anything is created."""
+    """A VM environment needs a built guest image, and each VM's own image, before
+    anything is created."""
+    problems = []
     path = guest_image_dir(spec)
     if not (path / "manifest.json").is_file():
-        return [
+        problems.append(
             f"{key('images', 'guest')}: no guest image at {path} "
             "(build one with images/guest/build.sh)"
-        ]
-    return []
+        )
+    for i, vm in enumerate(spec.vms):
+        if vm.image is not None and (problem := _qcow2_problem(Path(vm.image))):
+            problems.append(f"{key('vms', i, 'image')}: {problem}")
+    return problems
+
+
+def _qcow2_problem(path: Path) -> str | None:
+    try:
+        with path.open("rb") as image:
+            magic = image.read(len(QCOW2_MAGIC))
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror})"
+    return None if magic == QCOW2_MAGIC else f"{path} is not a qcow2 image"

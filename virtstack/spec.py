@@ -40,6 +40,7 @@ _NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
 # Tab and newline travel escaped; other control characters (NUL above all) do not.
 _TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 _LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+_FILE_PATTERN = r"^/[^\x00-\x1f\x7f-\x9f]*$"
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # A mount point: cloud-init writes it into fstab (whitespace, '\' and '#' mean something
 # there) and Docker reads ':' and ',' in volume specs; brackets broke the cloud-config list.
@@ -268,6 +269,9 @@ class VmSpec(_Placed):
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
     ssh_authorized_keys: list[SshKey] = []
+    image: Annotated[str, StringConstraints(pattern=_FILE_PATTERN, max_length=4096)] | None = None
+    """A qcow2 root disk (absolute path on this machine) instead of the built guest's:
+    a root filesystem carrying cloud-init, booted with the guest image's kernel."""
 
 
 class ContainerHostSpec(_Placed):

@@ -13,6 +13,7 @@ from typing import Any
 
 from virtstack.spec import (
     _ENV_NAME_PATTERN,
+    _FILE_PATTERN,
     _HEALTH_PATH_PATTERN,
     _LINE_PATTERN,
     _NAME_PATTERN,
@@ -31,6 +32,7 @@ _PATTERN_MEANING = {
     "starting with a letter, at most 32 characters",
     _TEXT_PATTERN: "must not contain control characters other than tab and newline",
     _LINE_PATTERN: "must be one line without control characters",
+    _FILE_PATTERN: "must be an absolute path, one line without control characters",
     _ENV_NAME_PATTERN: "must be an environment variable name: letters, digits and '_', "
     "not starting with a digit",
     _VOLUME_PATH_PATTERN: "must be an absolute path of letters, digits and '._@+=~-' "

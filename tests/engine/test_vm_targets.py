@@ -16,20 +16,25 @@ import collections
 import ipaddress
 import json
 import secrets
+import shutil
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import Result
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
+from virtstack.images import guest_image_dir
+from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine
@@ -39,6 +44,8 @@ DEMO = base64.b64encode((HERE / "data" / "demo-vm.sh").read_bytes()).decode()
 # base64: the script passes systemd's ExecStart, which would expand $ and %, untouched.
 DEMO_COMMAND = ["sh", "-c", f"echo {DEMO} | base64 -d > /run/demo.sh && exec sh /run/demo.sh"]
 HEALTH = {"path": "/healthz", "interval": 2, "timeout": 1, "retries": 2}
+VARIANT_MARKER = "/etc/virtstack-variant"
+"""A file only the second guest image has."""
 
 
 def free_subnet() -> str:
@@ -173,6 +180,43 @@ def test_the_published_port_reaches_both_web_vms_and_each_answer_went_on_to_db(
     assert {chain[1:] for chain in chains} == {(f"{n}-db-0",)}, chains
 
 
+def test_logs_merge_the_web_vms_journals_with_every_request_prefixed(vm_env: VmEnv) -> None:
+    web = [f"{vm_env.name}-web-0", f"{vm_env.name}-web-1"]
+    width = max(map(len, web))
+    lines = vm_env.run("logs", vm_env.name, "web").splitlines()
+    assert lines
+    assert all(line.startswith(tuple(f"{r:<{width}} | " for r in web)) for line in lines), lines
+    # httpd logs each request: the 200 sent through the published port, and nothing else
+    # asked for / (the load balancer checks /healthz).
+    requests = {r: sum(ln.endswith(": url:/") for ln in lines if ln.startswith(r)) for r in web}
+    assert all(requests.values()), requests
+    assert sum(requests.values()) == 200, requests
+    only = vm_env.run("logs", vm_env.name, web[1], "--timestamps", "--since", "30m").splitlines()
+    assert only
+    assert all(line.startswith(f"{web[1]} | 20") for line in only), only[:5]
+
+
+def test_status_shows_every_vm_replica_as_its_lb_sees_it_with_restarts_and_since(
+    vm_env: VmEnv,
+) -> None:
+    n = vm_env.name
+    found = json.loads(vm_env.run("status", n, "--json"))
+    replicas = {r["replica"]: r for r in found["replicas"]}
+    assert sorted(replicas) == [f"{n}-db-0", f"{n}-web-0", f"{n}-web-1"]
+    now = datetime.now(UTC)
+    for name, replica in replicas.items():
+        assert replica["tier"] == name.removeprefix(f"{n}-").rpartition("-")[0]
+        assert replica["node"] == "qemu:///system"
+        assert replica["state"] == "running"
+        assert replica["load_balancer"].startswith("UP"), replica
+        assert replica["restarts"] == 0, replica
+        started = datetime.fromisoformat(replica["started"])
+        assert now - timedelta(hours=1) < started <= now, replica
+    table = vm_env.run("status", n)
+    assert "replicas" in table
+    assert all(name in table for name in replicas), table
+
+
 def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
     counts = json.loads(vm_env.run("preview", vm_env.name, "--json"))["counts"]
     assert {k: v for k, v in counts.items() if k != "same" and v} == {}
@@ -195,6 +239,8 @@ def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:
     assert after not in ("0", before), f"{unit} was not restarted"
     restarts = run_in(web, f"systemctl show -p NRestarts --value {unit}").stdout.strip()
     assert int(restarts) >= 1
+    shown = json.loads(vm_env.run("status", vm_env.name, "--json"))["replicas"]
+    assert [r["restarts"] for r in shown if r["replica"] == web] == [int(restarts)]
     print(f"\nrequests failed while web-0 restarted: {sum(a is None for a in answers)} of 40")
     assert answers.count(None) <= 2, answers
 
@@ -214,12 +260,58 @@ def test_the_db_data_disk_keeps_its_marker_when_the_db_vm_is_replaced(vm_env: Vm
     assert "GREETING=hello" in run_in(db, "systemctl show -p Environment 'virtstack-*'").stdout
 
 
-def test_a_vm_whose_cloud_init_fails_makes_up_fail_naming_it(vm_env: VmEnv) -> None:
+@pytest.fixture(scope="module")
+def variant_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A second guest image: the built one with a marker file written into its root
+    filesystem (a bare ext4), and the marker."""
+    folder = tmp_path_factory.mktemp("variant")
+    guest = guest_image_dir(parse_spec({"target": "hostos"}))
+    marker = secrets.token_hex(8)
+    (folder / "marker").write_text(f"{marker}\n")
+    raw, image = folder / "root.raw", folder / "variant.qcow2"
+    try:
+        run("qemu-img", "convert", "-O", "raw", str(guest / "disk.qcow2"), str(raw))
+        run("debugfs", "-w", "-R", f"write {folder / 'marker'} {VARIANT_MARKER}", str(raw))
+        run("qemu-img", "convert", "-O", "qcow2", str(raw), str(image))
+        raw.unlink()
+        yield image, marker
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def extra_vms(vm_env: VmEnv, variant_image: tuple[Path, str]) -> Result:
+    """Two plain VMs added in one up: one from the variant image, one whose cloud-config
+    fails (so the up fails, once both have booted)."""
     broken = {"runcmd": [["sh", "-c", "echo virtstack-broken-step >&2; exit 3"]]}
-    vm_env.set("vms", [{"name": "broken", "memory": 384, "cloud_init": broken}])
-    result = cli(vm_env.project, "up", vm_env.name, "--yes")
-    assert result.exit_code == 1, result.output
-    assert f"{vm_env.name}-broken: cloud-init error" in result.stderr, result.stderr
+    vm_env.set(
+        "vms",
+        [
+            {"name": "variant", "memory": 384, "image": str(variant_image[0])},
+            {"name": "broken", "memory": 384, "cloud_init": broken},
+        ],
+    )
+    return cli(vm_env.project, "up", vm_env.name, "--yes")
+
+
+def test_a_vm_whose_cloud_init_fails_makes_up_fail_naming_it(
+    vm_env: VmEnv, extra_vms: Result
+) -> None:
+    assert extra_vms.exit_code == 1, extra_vms.output
+    assert f"{vm_env.name}-broken: cloud-init error" in extra_vms.stderr, extra_vms.stderr
+    assert f"{vm_env.name}-variant" not in extra_vms.stderr, extra_vms.stderr
+
+
+def test_a_vm_from_a_second_image_boots_it_and_is_reachable_by_ssh(
+    vm_env: VmEnv, variant_image: tuple[Path, str], extra_vms: Result
+) -> None:
+    vm = f"{vm_env.name}-variant"
+    read = vm_env.ssh(vm, "cat", VARIANT_MARKER)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == variant_image[1]
+    assert vm_env.ssh(vm, "cloud-init", "status").stdout.strip() == "status: done"
+    # The other VMs' root disks are layers of the built guest, which has no marker.
+    assert run_in(f"{vm_env.name}-web-0", f"test -e {VARIANT_MARKER}").exitcode == 1
 
 
 # -- bad input against the live libvirtd: one clear error, nothing created --------------
@@ -283,6 +375,18 @@ def test_more_memory_than_the_host_has_is_refused(project: Path) -> None:
         "qemu:///system has ("
     )
     assert together.startswith("error: virtstack:tiers: all the environment's VMs together need")
+
+
+def test_a_vm_image_that_is_not_there_is_refused_naming_the_key(
+    project: Path, tmp_path: Path
+) -> None:
+    env = f"{PREFIX}image-{secrets.token_hex(2)}"
+    missing = tmp_path / "nowhere.qcow2"
+    config = staging(env)
+    config["virtstack:vms"][0]["image"] = str(missing)
+    assert refused(project, env, config, 2) == [
+        f"error: virtstack:vms[0].image: {missing} cannot be read (No such file or directory)"
+    ]
 
 
 def test_ssh_keys_on_the_container_target_are_refused_naming_the_key(project: Path) -> None:

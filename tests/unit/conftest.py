@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Registered:
     delete_before_replace: bool
     import_id: str
     provider: str
+    ignore_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     delete_before_replace=request.deleteBeforeReplace,
                     import_id=request.importId,
                     provider=request.provider,
+                    ignore_changes=list(request.ignoreChanges),
                 )
             )
         return response
@@ -201,3 +204,9 @@ def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPat
     (path / ".ssh" / "id_ed25519.pub").write_text(USER_KEY + "\n")
     monkeypatch.setenv("HOME", str(path))
     return path
+
+
+def seed_file(seed: Registered, name: str) -> str:
+    """A file of a VM's cloud-init seed ISO (as uploaded: the volume's source)."""
+    argv = ["isoinfo", "-i", seed.inputs["source"], "-J", "-x", f"/{name}"]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout

@@ -58,3 +58,33 @@ def test_a_vm_still_booting_is_asked_again(monkeypatch) -> None:
     )
     [verdict] = guestagent.wait_ready("qemu:///system", ["lab-web-0"], timeout=30, interval=0)
     assert verdict.status == "done"
+
+
+def test_a_vm_replicas_restarts_and_start_come_from_systemd_as_rfc_3339(monkeypatch) -> None:
+    asked: list[list[str]] = []
+
+    def run(uri: str, domain: str, argv: list[str]) -> guestagent.Exec:
+        asked.append(argv)
+        out = (
+            "NRestarts=2\nActiveEnterTimestamp=@1764230400\n"
+            if domain == "up"
+            else ("NRestarts=0\nActiveEnterTimestamp=\n")
+        )
+        return guestagent.Exec(0, out, "")
+
+    monkeypatch.setattr(guestagent, "run", run)
+    assert guestagent.service("qemu:///system", "up", "virtstack-lab-web") == (
+        2,
+        "2025-11-27T08:00:00Z",
+    )
+    assert guestagent.service("qemu:///system", "never", "virtstack-lab-web") == (0, "")
+    assert asked[0][-1] == "virtstack-lab-web"
+    assert "--timestamp=unix" in asked[0]
+
+
+def test_a_vm_whose_agent_does_not_answer_has_no_restarts_or_start(monkeypatch) -> None:
+    def run(uri: str, domain: str, argv: list[str]) -> guestagent.Exec:
+        raise guestagent.AgentNotReadyError(f"{domain}: not yet")
+
+    monkeypatch.setattr(guestagent, "run", run)
+    assert guestagent.service("qemu:///system", "booting", "virtstack-lab-web") == (None, "")

@@ -22,7 +22,7 @@ from virtstack_components.registry import Credentials
 from virtstack_components.stack import ServiceStack, ServiceStackArgs, StackTier
 from virtstack_components.tier import DataVolume, Publish, TierArgs
 
-from tests.unit.conftest import mock_address
+from tests.unit.conftest import mock_address, seed_file
 from virtstack.errors import ComponentError
 
 HOST = LibvirtHost(namespace="lab", domain_type="qemu")
@@ -39,11 +39,10 @@ PLACEMENT = LibvirtPlacement(
 )
 DOMAIN = "libvirt:index/domain:Domain"
 VOLUME = "libvirt:index/volume:Volume"
-SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
 
 
 def cloud_config(seed) -> dict:
-    text = seed.inputs["userData"]
+    text = seed_file(seed, "user-data")
     assert text.startswith("#cloud-config\n")
     return yaml.safe_load(text)
 
@@ -111,10 +110,15 @@ def test_virtual_machine_boots_its_cow_disk_with_a_seed_named_by_content(run):
     assert root.inputs["baseVolumeId"] == "disk-id"
     assert root.inputs["size"] == 4 * 1024**3
     seed = d.named("lab-tools-seed")
+    assert seed.type == VOLUME
+    assert seed.ignore_changes == ["format"]
     assert seed.inputs["name"] == f"lab-tools-seed-{digest}.iso"
+    assert seed_file(seed, "user-data") == data
     assert (
-        seed.inputs["metaData"] == f"instance-id: lab-tools-{digest}\nlocal-hostname: lab-tools\n"
+        seed_file(seed, "meta-data")
+        == f"instance-id: lab-tools-{digest}\nlocal-hostname: lab-tools\n"
     )
+    assert Path(seed.inputs["source"]).stat().st_mode & 0o777 == 0o600
     data_disk = d.named("lab-tools-data-lab-tools-data")
     assert data_disk.inputs["name"] == "lab-tools-data.qcow2"
     assert data_disk.retain_on_delete
@@ -127,10 +131,11 @@ def test_virtual_machine_boots_its_cow_disk_with_a_seed_named_by_content(run):
     assert domain.inputs["kernel"] == "kernel-id"
     assert domain.inputs["initrd"] == "initrd-id"
     assert domain.inputs["cmdlines"] == [{"root": "/dev/vda"}, {"_": "ro"}]
-    assert domain.inputs["cloudinit"] == "lab-tools-seed-id"
+    assert "cloudinit" not in domain.inputs
     assert [disk["volumeId"] for disk in domain.inputs["disks"]] == [
         "lab-tools-root-id",
         "lab-tools-data-lab-tools-data-id",
+        "lab-tools-seed-id",
     ]
     assert domain.inputs["networkInterfaces"][0]["networkId"] == "net-id"
     assert domain.inputs["networkInterfaces"][0]["waitForLease"] is True
@@ -202,7 +207,7 @@ def test_registry_on_a_vm_keeps_blobs_on_a_data_disk(run):
     assert disk.retain_on_delete
     assert disk.inputs["size"] == 5 * 1024**3
     seed = d.named("lab-registry-vm-seed")
-    assert "userData" in seed.secrets  # it carries the htpasswd entry
+    assert "source" in seed.secrets  # it carries the htpasswd entry
     config = cloud_config(seed)
     files = {f["path"]: f["content"] for f in config["write_files"]}
     assert files["/etc/docker/registry/htpasswd"].startswith("virtstack:$2b$")

@@ -10,16 +10,17 @@ import pytest
 from cryptography import x509
 from virtstack_components.registry import CERTIFICATE_PATH, CONFIG_PATH, KEY_PATH
 
-from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST, USER_KEY
+from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST, USER_KEY, seed_file
 from virtstack import pki
 from virtstack.errors import SpecError
+from virtstack.images import QCOW2_MAGIC
 from virtstack.program import main
 from virtstack.stackfiles import read_config
 
 PROJECT = Path(__file__).resolve().parents[2]
 SECRET = {"virtstack:registry_password": "s3cret"}
-SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
 DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
 
 
 def config_of(env: str, **changes: Any) -> dict[str, Any]:
@@ -163,7 +164,7 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
 
     import yaml
 
-    from tests.unit.conftest import mock_address
+    from tests.unit.conftest import mock_address, seed_file
 
     config = config_of(
         "lab", images={"guest": str(guest_dir)}, registry={"enabled": True, "auth": False}
@@ -171,7 +172,7 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
     d = run(main, config, stack="lab")
     seed = d.named("lab-docker-vm-seed")
     daemon = next(
-        f for f in yaml.safe_load(seed.inputs["userData"])["write_files"]
+        f for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
         if f["path"] == "/etc/docker/daemon.json"
     )  # fmt: skip
     registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
@@ -185,7 +186,9 @@ def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: 
     config = config_of("staging", images={"guest": str(guest_dir)}, ssh_authorized_keys=[extra])
     config["virtstack:vms"][0]["ssh_authorized_keys"] = [own]
     d = run(main, config, stack="staging")
-    seeds = {r.name: r.inputs["userData"] for r in d.of_type(SEED)}
+    seeds = {
+        r.name: seed_file(r, "user-data") for r in d.of_type(VOLUME) if r.name.endswith("-seed")
+    }
     assert sorted(seeds) == [
         "staging-docker-vm-seed",
         "staging-tools-seed",
@@ -198,7 +201,9 @@ def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: 
         assert extra in text, name
         assert (own in text) == (name == "staging-tools-seed"), name
     # Seeds travel on a libvirt connection of their own.
-    seed_providers = {r.provider.split("::")[3] for r in d.of_type(SEED)}
+    seed_providers = {
+        r.provider.split("::")[3] for r in d.of_type(VOLUME) if r.name.endswith("-seed")
+    }
     domain_providers = {r.provider.split("::")[3] for r in d.of_type(DOMAIN)}
     assert seed_providers == {"staging-libvirt-seeds"}, seed_providers
     assert domain_providers == {"staging-libvirt"}, domain_providers
@@ -211,7 +216,47 @@ def test_a_published_vm_tier_forwards_the_host_port_to_its_load_balancer(run, gu
     xslt = d.named("lab-web-lb-domain").inputs["xml"]["xslt"]
     assert "hostfwd=tcp:127.0.0.1:8088-:80" in xslt
     assert "mac=02:00:76:73:00:01" in xslt
-    lb = d.named("lab-web-lb-seed").inputs["userData"]
+    lb = seed_file(d.named("lab-web-lb-seed"), "user-data")
     assert "MACAddress=02:00:76:73:00:01" in lb
     assert "Address=10.0.2.15/24" in lb
     assert "xml" not in d.named("lab-web-replica-0-domain").inputs
+
+
+def test_a_vm_item_boots_its_own_image_with_the_guest_kernel(run, guest_dir: Path, tmp_path):
+    own = tmp_path / "variant.qcow2"
+    own.write_bytes(QCOW2_MAGIC + b"stand-in")
+    config = config_of("staging", images={"guest": str(guest_dir)})
+    config["virtstack:vms"][0]["image"] = str(own)
+    d = run(main, config, stack="staging")
+    assert d.named("staging-tools-image-disk").inputs["source"] == str(own)
+    # Only the disk is uploaded: the guest's kernel and initrd boot it.
+    assert [r.name for r in d.of_type(VOLUME) if "tools-image" in r.name] == [
+        "staging-tools-image-disk"
+    ]
+    assert d.named("staging-tools-root").inputs["baseVolumeId"] == "staging-tools-image-disk-id"
+    tools = d.named("staging-tools-domain").inputs
+    assert (tools["kernel"], tools["initrd"]) == (
+        "staging-guest-kernel-id",
+        "staging-guest-initrd-id",
+    )
+    # Every other VM keeps the built guest's disk.
+    roots = [r for r in d.of_type(VOLUME) if r.name.endswith("-root")]
+    others = {r.inputs["baseVolumeId"] for r in roots if r.name != "staging-tools-root"}
+    assert others == {"staging-guest-disk-id"}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "cannot be read (No such file or directory)"), (b"raw bytes", "is not a qcow2 image")],
+)
+def test_a_vm_image_that_is_missing_or_not_qcow2_is_refused_naming_the_key(
+    run, guest_dir: Path, tmp_path, content, problem
+):
+    own = tmp_path / "variant.qcow2"
+    if content is not None:
+        own.write_bytes(content)
+    config = config_of("staging", images={"guest": str(guest_dir)})
+    config["virtstack:vms"][0]["image"] = str(own)
+    with pytest.raises(SpecError) as raised:
+        run(main, config, stack="staging")
+    assert raised.value.problems == [f"virtstack:vms[0].image: {own} {problem}"]

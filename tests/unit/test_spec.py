@@ -285,6 +285,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         ),
         "virtstack:container_hosts[0].ssh_authorized_keys[0]: must be one public key line",
     ),
+    (
+        "vm image not an absolute path",
+        spec(target="hostos", tiers=[], vms=[{"name": "v", "image": "disk.qcow2"}]),
+        "virtstack:vms[0].image: must be an absolute path, one line without control "
+        "characters (got 'disk.qcow2')",
+    ),
 ]
 
 

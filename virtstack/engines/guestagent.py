@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
@@ -165,6 +166,26 @@ def failures(verdicts: Iterable[CloudInit]) -> list[str]:
         for v in verdicts
         if v.status != "done"
     ]
+
+
+def service(uri: str, domain: str, unit: str) -> tuple[int | None, str]:
+    """A VM service's restart count and start time (RFC 3339, as Docker says it), asked
+    of systemd inside the VM; None and "" while the agent does not answer."""
+    argv = ["/bin/systemctl", "show", "--timestamp=unix", "-p", "NRestarts,ActiveEnterTimestamp"]
+    try:
+        done = run(uri, domain, [*argv, unit])
+    except (EngineCommandError, EngineUnreachableError):
+        return None, ""
+    props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
+    count = props.get("NRestarts", "")
+    # "@<seconds>"; empty while the service never became active.
+    seconds = props.get("ActiveEnterTimestamp", "").removeprefix("@")
+    started = (
+        datetime.fromtimestamp(int(seconds), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if seconds.isdigit()
+        else ""
+    )
+    return (int(count) if count.isdigit() else None), started
 
 
 def journal(uri: str, domain: str, unit: str, *, follow: bool, since: str | None) -> Iterator[str]:

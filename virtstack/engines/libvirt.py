@@ -323,7 +323,7 @@ class LibvirtAdapter:
                     state = hostcmd.run(hostcmd.virsh_argv(uri, "domstate", domain), uri=uri)
                 except EngineCommandError:
                     state = "missing"
-                restarts, started = self._service(uri, domain, f"virtstack-{tier}")
+                restarts, started = guestagent.service(uri, domain, f"virtstack-{tier}")
                 found.append(
                     ReplicaPlacement(
                         replica=domain,
@@ -335,17 +335,6 @@ class LibvirtAdapter:
                     )
                 )
         return found
-
-    def _service(self, uri: str, domain: str, unit: str) -> tuple[int | None, str]:
-        """A VM service's restart count and start time, asked of systemd inside the VM."""
-        argv = ["/bin/systemctl", "show", "-p", "NRestarts,ActiveEnterTimestamp", unit]
-        try:
-            done = guestagent.run(uri, domain, argv)
-        except (EngineCommandError, EngineUnreachableError):
-            return None, ""
-        props = dict(line.partition("=")[::2] for line in done.stdout.splitlines())
-        count = props.get("NRestarts", "")
-        return (int(count) if count.isdigit() else None), props.get("ActiveEnterTimestamp", "")
 
     def registry_tunnel(self, spec: EnvironmentSpec, uri: str) -> Tunnel:
         return Tunnel()  # Pulumi pushes nothing to a VM registry: no digest is read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -95,7 +96,7 @@ def deploy_vms(
         raise SpecError(problems)
     uri = target.uri(spec)
     provider = libvirt.Provider(f"{ctx.env}-libvirt", uri=provider_uri(uri))
-    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_provider.
+    # Seed ISOs travel on a connection of their own: see LibvirtPlacement.seed_dir.
     seed_provider = libvirt.Provider(f"{ctx.env}-libvirt-seeds", uri=provider_uri(uri))
     login = sshkeys.login_key(ctx.project, ctx.env)
     domain_type, cpu_mode = accelerator(spec, uri, hosting)
@@ -137,10 +138,22 @@ def deploy_vms(
         )
         for n in spec.networks
     }
-    image = BaseImage(
-        f"{ctx.env}-guest",
-        BaseImageArgs(host=host, pool=pool.name, image=GuestImage.from_dir(guest_image_dir(spec))),
-    )
+    guest = GuestImage.from_dir(guest_image_dir(spec))
+    image = BaseImage(f"{ctx.env}-guest", BaseImageArgs(host=host, pool=pool.name, image=guest))
+    # A VM item's own root disk boots with the guest's kernel (uploaded once).
+    own_images = {
+        vm.name: BaseImage(
+            f"{ctx.env}-{vm.name}-image",
+            BaseImageArgs(
+                host=host,
+                pool=pool.name,
+                image=dataclasses.replace(guest, disk=vm.image),
+                boot=image.ids,
+            ),
+        )
+        for vm in spec.vms
+        if vm.image is not None
+    }
 
     def on(network: str | None) -> LibvirtPlacement:
         net = networks[network or spec.networks[0].name]
@@ -157,6 +170,7 @@ def deploy_vms(
             find_kept=kept.volume_id,
             ssh_authorized_keys=sshkeys.authorized(login.public, spec.ssh_authorized_keys, []),
             seed_provider=seed_provider,
+            seed_dir=str(ctx.project / ".virtstack" / "seeds" / ctx.env),
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
@@ -188,16 +202,19 @@ def deploy_vms(
     for vm in spec.vms:
         for i in range(vm.count):
             name = f"{ctx.env}-{vm.name}" + (f"-{i}" if vm.count > 1 else "")
+            placement = on(vm.network)
+            if vm.name in own_images:
+                placement = dataclasses.replace(placement, image=own_images[vm.name].ids)
             machine = VirtualMachine(
                 name,
                 VirtualMachineArgs(
-                    placement=on(vm.network),
+                    placement=placement,
                     user_data=user_data(
                         "vm",
                         extra=vm.cloud_init,
                         hostname=name,
                         user="virtstack",
-                        ssh_authorized_keys=on(vm.network).keys(vm.ssh_authorized_keys),
+                        ssh_authorized_keys=placement.keys(vm.ssh_authorized_keys),
                     ),
                     cpus=vm.cpus,
                     memory_mib=vm.memory,

@@ -39,6 +39,9 @@ class BaseImageArgs:
     host: LibvirtHost
     pool: pulumi.Input[str]
     image: GuestImage
+    boot: GuestImageIds | None = None
+    """Kernel and initrd already in the pool (another image's) to boot this disk with;
+    None: the image's own are uploaded."""
 
 
 class BaseImage(pulumi.ComponentResource):
@@ -59,7 +62,10 @@ class BaseImage(pulumi.ComponentResource):
                 f"{name}-{role}",
                 name=f"{name}-{Path(source).name}",
                 pool=args.pool,
-                source=source,
+                # A disk booted with another image's kernel uploads after that image's last.
+                source=source
+                if args.boot is None
+                else pulumi.Output.all(source, args.boot.initrd).apply(lambda found: found[0]),
                 format=fmt,
                 opts=host.opts(self, depends_on=list(after)),
             )
@@ -68,9 +74,17 @@ class BaseImage(pulumi.ComponentResource):
         # while another upload runs in the pool, and that refused stream leaves a reply on
         # the provider's connection that blocks every later call on it (see seed_provider).
         disk = upload("disk", args.image.disk, "qcow2")
-        kernel = upload("kernel", args.image.kernel, "raw", disk)
-        initrd = upload("initrd", args.image.initrd, "raw", kernel)
+        if args.boot is not None:
+            boot = args.boot
+        else:
+            kernel = upload("kernel", args.image.kernel, "raw", disk)
+            initrd = upload("initrd", args.image.initrd, "raw", kernel)
+            boot = GuestImageIds(
+                disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
+            )
         self.ids = GuestImageIds(
-            disk=disk.id, kernel=kernel.id, initrd=initrd.id, cmdline=args.image.cmdline
+            disk=disk.id, kernel=boot.kernel, initrd=boot.initrd, cmdline=boot.cmdline
         )
-        self.register_outputs({"disk_id": disk.id, "kernel_id": kernel.id, "initrd_id": initrd.id})
+        self.register_outputs(
+            {"disk_id": disk.id, "kernel_id": boot.kernel, "initrd_id": boot.initrd}
+        )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -59,14 +61,21 @@ class LibvirtPlacement(LibvirtHost):
     """The id of a data volume kept in ``data_pool`` from an earlier deployment, if any."""
     ssh_authorized_keys: Sequence[str] = ()
     """Keys every VM placed here accepts (the environment's)."""
+    seed_dir: str = field(
+        default_factory=lambda: str(Path(tempfile.gettempdir()) / "virtstack-seeds")
+    )
+    """Where cloud-init seed ISOs are built before their upload (they may hold secrets:
+    each file is 0600).
+
+    The provider's own cloud-init disk is not used: after its upload it reads the ISO back
+    over a libvirt stream, and go-libvirt (digitalocean/go-libvirt#241) routes every reply
+    of a connection through one goroutine that, holding the connection's callback lock,
+    waits to hand a reply to its caller. A packet that arrives for a stream its caller has
+    already left (as the end of that read can) blocks it for good, and with it every call
+    on the connection. Plain uploads end with the server's last word, so none is late."""
     seed_provider: pulumi.ProviderResource | None = None
-    """Where cloud-init seed ISOs are uploaded (and read back): a libvirt connection of
-    their own. The provider's client routes every reply of a connection through one
-    goroutine that blocks, holding the connection's lock, on a reply nobody reads; a
-    seed's stream upload that ends in a server error can leave such a reply, and every call
-    on that connection (a domain deletion beside it) then waits forever. On a connection
-    of their own, uploads run one at a time (the provider locks the pool) and nothing
-    else waits on them. None: the placement's provider."""
+    """Where seeds are uploaded: a libvirt connection of their own (None: the placement's
+    provider), so a stuck upload, should one ever stick, holds up no other call."""
 
     def keys(self, *own: Sequence[str]) -> list[str]:
         """The placement's keys and a VM's own, each once."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_libvirt as libvirt
 
-from virtstack_components.cloudinit import content_hash
+from virtstack_components.cloudinit import content_hash, seed_iso
 from virtstack_components.compat import renamed_from
 from virtstack_components.libvirt.placement import LibvirtPlacement
 from virtstack_components.templating import render
@@ -124,17 +124,27 @@ class VirtualMachine(pulumi.ComponentResource):
             format="qcow2",
             opts=p.opts(self),
         )
-        seed = libvirt.CloudInitDisk(
+        meta_data = digest.apply(lambda d: f"instance-id: {host}-{d}\nlocal-hostname: {host}\n")
+        # Built here and uploaded as a plain volume: the provider's own cloud-init disk
+        # reads its ISO back, and that read can deadlock the connection (see
+        # LibvirtPlacement.seed_dir).
+        iso = pulumi.Output.all(args.user_data, meta_data, digest).apply(
+            lambda parts: seed_iso(p.seed_dir, f"{host}-seed-{parts[2]}.iso", parts[0], parts[1])
+        )
+        seed = libvirt.Volume(
             f"{name}-seed",
             name=digest.apply(lambda d: f"{host}-seed-{d}.iso"),
             pool=p.pool,
-            user_data=args.user_data,
             # After the guest image's last upload (initrd), for the same reason the image's
             # uploads run one at a time: no seed upload runs beside one of them.
-            meta_data=pulumi.Output.all(digest, p.image.initrd).apply(
-                lambda found: f"instance-id: {host}-{found[0]}\nlocal-hostname: {host}\n"
+            source=pulumi.Output.all(iso, p.image.initrd).apply(lambda found: found[0]),
+            format="raw",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=p.seed_provider or p.provider,
+                # libvirt probes the file and reports its format as "iso": no change.
+                ignore_changes=["format"],
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=p.seed_provider or p.provider),
         )
         data = [
             libvirt.Volume(
@@ -158,9 +168,9 @@ class VirtualMachine(pulumi.ComponentResource):
             kernel=p.image.kernel,
             initrd=p.image.initrd,
             cmdlines=kernel_args(p.image.cmdline),
-            disks=[libvirt.DomainDiskArgs(volume_id=root.id)]
-            + [libvirt.DomainDiskArgs(volume_id=v.id) for v in data],
-            cloudinit=seed.id,
+            # Data disks right after the root disk (/dev/vdb on), the seed last: cloud-init
+            # finds it by its label.
+            disks=[libvirt.DomainDiskArgs(volume_id=v.id) for v in (root, *data, seed)],
             network_interfaces=[
                 libvirt.DomainNetworkInterfaceArgs(
                     network_id=p.network_id,

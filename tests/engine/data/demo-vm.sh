@@ -11,4 +11,5 @@ if [ -n "${VIRTSTACK_UPSTREAM:-}" ]; then
 fi
 CGI
 chmod 755 /srv/www/cgi-bin/index.cgi
-exec busybox httpd -f -p 8080 -h /srv/www
+# -vv: each request is logged ("<client>: url:/<path>") to the journal, as `virtstack logs` shows.
+exec busybox httpd -f -vv -p 8080 -h /srv/www
