@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -88,3 +92,24 @@ def test_a_vm_whose_agent_does_not_answer_has_no_restarts_or_start(monkeypatch) 
 
     monkeypatch.setattr(guestagent, "run", run)
     assert guestagent.service("qemu:///system", "booting", "virtstack-lab-web") == (None, "")
+
+
+def test_a_ctrl_c_while_waiting_for_cloud_init_stops_every_asker_at_once(monkeypatch) -> None:
+    asked: list[str] = []
+
+    def still_running(uri: str, domain: str, script: str) -> guestagent.Exec:
+        asked.append(domain)
+        return guestagent.Exec(0, "status: running\n", "")
+
+    monkeypatch.setattr(guestagent, "run_in", still_running)
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # a Ctrl-C
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        guestagent.wait_ready(
+            "qemu:///system", ["lab-web-0", "lab-web-1"], timeout=60, interval=0.05
+        )
+    assert time.monotonic() - started < 30  # not the 60 s timeout
+    time.sleep(0.3)  # one more interval or so for an asker to notice
+    settled = len(asked)
+    time.sleep(0.3)
+    assert len(asked) == settled  # nobody is still asking the guest agent

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_delay,
+    stop_when_event_set,
+    wait_fixed,
+)
 
 from virtstack.engines import hostcmd
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -128,9 +135,11 @@ def wait_ready(
 ) -> list[CloudInit]:
     """Wait until cloud-init has finished in every domain (all at once); each verdict
     (``timeout`` for a VM that did not finish in time)."""
+    given_up = threading.Event()
 
     @retry(
-        stop=stop_after_delay(timeout),
+        # Given up (a Ctrl-C in the waiting thread): the askers stop too, not at the timeout.
+        stop=stop_after_delay(timeout) | stop_when_event_set(given_up),
         wait=wait_fixed(interval),
         # A slow answer from libvirtd (it may be busy starting other VMs) is asked again.
         retry=retry_if_exception_type(
@@ -155,8 +164,12 @@ def wait_ready(
     names = sorted(set(domains))
     if not names:
         return []
-    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(8, len(names)))
+    try:
         return list(pool.map(one, names))
+    finally:
+        given_up.set()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def failures(verdicts: Iterable[CloudInit]) -> list[str]:
