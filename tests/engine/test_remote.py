@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -362,9 +363,9 @@ def test_a_container_environment_deploys_onto_the_container_host(
     try:
         ok(project, "up", name, "--yes")
         wait_for_replicas(f"http://{address}:{port}/", {f"{name}-web-0", f"{name}-web-1"})
-        digests = run(
-            *ssh, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image
-        )
+        # One word for the remote shell, which would split the template at its space.
+        inspect = ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image]
+        digests = run(*ssh, shlex.join(inspect))
         assert f"{registry}/virtstack/demo@sha256:" in digests.stdout
     finally:
         cli(project, "destroy", name, "--yes")
