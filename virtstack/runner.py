@@ -96,25 +96,22 @@ class EventLog:
         a line contained in another line already kept adds nothing.
         """
         lines: list[str] = []
-        for event in self.events:
-            d = event.diagnostic_event
-            if d is None or d.severity != "error":
-                continue
-            for line in diagnostic_lines(d.message):
-                if not any(line in kept for kept in lines):
-                    lines.append(line)
+        for line in self._diagnostics("error"):
+            if not any(line in kept for kept in lines):
+                lines.append(line)
         specific = [line for line in lines if not _GENERIC.match(line)]
         return specific or lines
 
     def warnings(self) -> list[str]:
         """The program's and providers' warnings, one line each, each once."""
-        lines = [
-            line
-            for event in self.events
-            if (d := event.diagnostic_event) is not None and d.severity == "warning"
-            for line in diagnostic_lines(d.message)
-        ]
-        return list(dict.fromkeys(lines))
+        return list(dict.fromkeys(self._diagnostics("warning")))
+
+    def _diagnostics(self, severity: str) -> Iterator[str]:
+        """The lines of every diagnostic of ``severity``, in order."""
+        for event in self.events:
+            d = event.diagnostic_event
+            if d is not None and d.severity == severity:
+                yield from diagnostic_lines(d.message)
 
 
 # Pulumi closes a failed run with these; they say nothing the other errors do not.
