@@ -111,12 +111,22 @@ def deploy(
     return answered(), healthy
 
 
-def timed(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+def timed(
+    command: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    cpu: list[float] | None = None,
+) -> float:
+    """Wall seconds of ``command``; with ``cpu``, its and its children's CPU seconds too."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd, env=env)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}")
+    if cpu is not None:
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return seconds
 
 
@@ -148,14 +158,23 @@ def measure(runs: int) -> Samples:
                 )
                 samples.add("virtstack first answer", first)
                 samples.add("virtstack healthy", healthy)
-                samples.add("virtstack up (no-op)", timed([*vs, "up", name, "--yes"]))
+                cpu = samples.values.setdefault
+                samples.add(
+                    "virtstack up (no-op)",
+                    timed([*vs, "up", name, "--yes"], cpu=cpu("no-op up CPU", [])),
+                )
                 samples.add(
                     "pulumi preview",
                     timed(
-                        [pulumi, "preview", "-s", name, "--non-interactive"], project, pulumi_env
+                        [pulumi, "preview", "-s", name, "--non-interactive"],
+                        project,
+                        pulumi_env,
+                        cpu=cpu("preview CPU", []),
                     ),
                 )
-                samples.add("virtstack status", timed([*vs, "status", name]))
+                samples.add(
+                    "virtstack status", timed([*vs, "status", name], cpu=cpu("status CPU", []))
+                )
                 timed([*vs, "destroy", name, "--yes", "--delete-data"])
                 first, healthy = deploy(
                     [*compose_cmd, "up", "-d"],
@@ -214,6 +233,12 @@ def main() -> None:
     print(
         f"CPU of the deploying command and its children: virtstack "
         f"{samples.line('virtstack up CPU')}, docker-compose {samples.line('compose up CPU')}"
+    )
+    print(
+        f"CPU (load-robust): no-op up {samples.line('no-op up CPU')}, pulumi preview "
+        f"{samples.line('preview CPU')} (ratio "
+        f"{samples.mean('no-op up CPU') / samples.mean('preview CPU'):.2f}); "
+        f"status {samples.line('status CPU')}"
     )
     print(
         f"({args.runs} runs; the program: imports {program['imports']:.2f} s, "

@@ -17,6 +17,7 @@ import yaml
 from virtstack_components import names
 from virtstack_components.docker import registry
 from virtstack_components.docker import tier as tiers
+from virtstack_components.probes import health_test
 from virtstack_components.registry import (
     CONFIG_PATH,
     HTPASSWD_PATH,
@@ -90,7 +91,7 @@ def compose_file(name: str, config: dict[str, object], workdir: Path) -> Path:
                 ),
                 "networks": {net: {"aliases": [names.replica_alias(tier_name)]}},
                 "healthcheck": _health(
-                    tiers.health_command(health, tier.port), tier.health.interval
+                    health_test(health.path, tier.port, health.timeout), tier.health.interval
                 ),
                 "restart": "always",
             }

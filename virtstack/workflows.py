@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from virtstack import autoscale, datacheck, report, secrets, stackfiles
+from virtstack.engines.hostcmd import is_local
 from virtstack.environment import Environment, StackRef, load
 from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
 from virtstack.plan.model import Plan, plan
@@ -25,7 +26,13 @@ from virtstack.spec import key
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
-    from virtstack.engines.base import EngineAdapter, Reachability, ReplicaPlacement, TierHealth
+    from virtstack.engines.base import (
+        DataItem,
+        EngineAdapter,
+        Reachability,
+        ReplicaPlacement,
+        TierHealth,
+    )
     from virtstack.targets import Target
 
 AdapterFor = Callable[["Target"], "EngineAdapter"]
@@ -83,20 +90,29 @@ def start(
     """
     session = open_session(ref, services, environment=environment)
     session.runner.warm_up()  # a Pulumi run follows the checks
-    uri = session.environment.uri
-    found = session.adapter.probe(uri)
-    if not found.reachable:
-        raise unreachable(session.adapter, found)
-    if preflight:
-        spec = session.environment.spec
-        # Two engine round trips that do not depend on each other: asked at once.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            checked = pool.submit(session.adapter.preflight, spec, ref.env, uri)
-            items = session.adapter.data_items(ref.env, uri)
-            problems = checked.result()
-        problems += datacheck.problems(spec, ref.env, items, keep_orphans=keep_orphans)
-        if problems:
-            raise SpecError(problems)
+    uri, spec = session.environment.uri, session.environment.spec
+    # Engine round trips that do not depend on each other are asked at once. A local
+    # engine that is down refuses at once, so its checks go out with the probe; a remote
+    # one could make each wait out its own timeout, so they wait for the probe's answer.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+
+        def checks() -> tuple[Future[list[str]], Future[list[DataItem]]]:
+            return (
+                pool.submit(session.adapter.preflight, spec, ref.env, uri),
+                pool.submit(session.adapter.data_items, ref.env, uri),
+            )
+
+        early = checks() if preflight and is_local(uri) else None
+        found = session.adapter.probe(uri)
+        if not found.reachable:
+            raise unreachable(session.adapter, found)
+        if not preflight:
+            return session
+        checked, items = early or checks()
+        problems = checked.result()
+        problems += datacheck.problems(spec, ref.env, items.result(), keep_orphans=keep_orphans)
+    if problems:
+        raise SpecError(problems)
     return session
 
 
@@ -254,19 +270,32 @@ def status(session: Session) -> Status:
 
     outputs = session.runner.outputs(session.ref)
     values = report.plain_outputs(outputs)
-    environment = session.environment
-    reach = session.adapter.probe(environment.uri)
-    tiers = (
-        health.lb_health(session.adapter, environment.spec, session.env, environment.uri, values)
-        if reach.reachable and values
-        else []
-    )
-    replicas = (
-        session.adapter.replicas(environment.spec, session.env, environment.uri)
-        if reach.reachable
-        else []
-    )
-    return Status(outputs=outputs, reach=reach, tiers=tiers, replicas=replicas)
+    spec, uri, env = session.environment.spec, session.environment.uri, session.env
+    # Asked at once, and with the probe on a local engine (as :func:`start` does).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+
+        def reads() -> tuple[Future[list[TierHealth]], Future[list[ReplicaPlacement]]]:
+            return (
+                pool.submit(health.lb_health, session.adapter, spec, env, uri, values)
+                if values
+                else _done([]),
+                pool.submit(session.adapter.replicas, spec, env, uri),
+            )
+
+        early = reads() if is_local(uri) else None
+        reach = session.adapter.probe(uri)
+        if not reach.reachable:
+            return Status(outputs=outputs, reach=reach, tiers=[])
+        tiers, replicas = early or reads()
+        return Status(
+            outputs=outputs, reach=reach, tiers=tiers.result(), replicas=replicas.result()
+        )
+
+
+def _done(value: list[TierHealth]) -> Future[list[TierHealth]]:
+    future: Future[list[TierHealth]] = Future()
+    future.set_result(value)
+    return future
 
 
 # -- scale and autoscale ----------------------------------------------------------------

@@ -214,6 +214,9 @@ def test_service_stack_isolates_tiers_and_wires_upstreams(run):
     assert stack.type == "virtstack:stack:ServiceStack"
     nets = {n.inputs["name"]: n.inputs for n in d.of_type(NETWORK)}
     assert set(nets) == {"dev-web-net", "dev-app-net", "dev-db-net"}
+    # The stack's own children: no component per network (a resource that did no work).
+    assert {n.parent for n in d.of_type(NETWORK)} == {stack.urn}
+    assert not [r for r in d.resources if r.type == "virtstack:docker:DockerNetwork"]
     # Only the front tier's network routes to the host; the others are internal.
     assert not nets["dev-web-net"].get("internal")
     assert nets["dev-app-net"]["internal"]

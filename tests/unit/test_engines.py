@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,23 @@ def test_a_port_held_by_someone_else_is_reported(monkeypatch) -> None:
 
 def test_the_environments_own_containers_may_hold_its_ports(monkeypatch) -> None:
     assert problems(monkeypatch, ALL_IMAGES, {8080: "dev-web-lb", 5000: "dev-registry"}) == []
+
+
+def test_preflight_asks_the_engine_every_question_at_once(monkeypatch) -> None:
+    # 3 images and 2 ports: each check waits until all 5 are under way (asked one by
+    # one, the first would wait for ever; the barrier breaks after 5 s instead).
+    everyone = threading.Barrier(5, timeout=5)
+
+    def image_exists(self: DockerAdapter, uri: str, image: str) -> bool:
+        everyone.wait()
+        return True
+
+    def port_owner(self: DockerAdapter, uri: str, address: str, port: int) -> None:
+        everyone.wait()
+
+    monkeypatch.setattr(DockerAdapter, "image_exists", image_exists)
+    monkeypatch.setattr(DockerAdapter, "port_owner", port_owner)
+    assert DOCKER.preflight(SPEC, "dev", URI) == []
 
 
 def test_remote_engines_skip_the_port_probe(monkeypatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,11 @@ from tests.unit.fixtures.cli_support import (
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
 from virtstack import stackfiles, workflows
+from virtstack.engines.base import DataItem, Reachability
 from virtstack.environment import StackRef
 from virtstack.errors import EngineUnreachableError, SpecError
 from virtstack.secrets import PASSWORD_CONFIG_KEY
+from virtstack.spec import EnvironmentSpec
 
 
 def _start(project: Path, adapter: FakeAdapter, **kwargs: bool) -> workflows.Session:
@@ -43,6 +46,33 @@ def test_preflight_runs_only_when_asked_and_lists_every_problem(project: Path) -
     with pytest.raises(SpecError) as caught:
         _start(project, adapter, preflight=True)
     assert caught.value.problems == adapter.problems
+
+
+class Gathered(FakeAdapter):
+    """An engine whose probe, preflight and data listing each answer only once all three
+    are under way (the barrier breaks after 5 s when they are asked one by one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.everyone = threading.Barrier(3, timeout=5)
+
+    def probe(self, uri: str) -> Reachability:
+        self.everyone.wait()
+        return super().probe(uri)
+
+    def preflight(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
+        self.everyone.wait()
+        return super().preflight(spec, env, uri)
+
+    def data_items(self, env: str, uri: str) -> list[DataItem]:
+        self.everyone.wait()
+        return super().data_items(env, uri)
+
+
+def test_a_local_engine_is_checked_while_it_is_probed(project: Path) -> None:
+    adapter = Gathered()
+    _start(project, adapter, preflight=True)
+    assert sorted(adapter.names()) == ["data_items", "preflight", "probe"]
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,17 +90,12 @@ class DockerAdapter:
         if spec.registry.enabled:
             wanted.append((key("images", "registry"), spec.images.registry))
         seen: set[str] = set()
+        images: list[tuple[str, str]] = []
         for where, image in wanted:
             if image in seen or (from_registry(image) and not spec.registry.enabled):
                 continue  # the engine pulls it from its registry during up
             seen.add(image)
-            if not self.image_exists(uri, image):
-                yield (
-                    f"{where}: image {image!r} is not on the engine {uri} "
-                    "(build it: images/build.sh)"
-                )
-        if not is_local(uri):
-            return  # a remote host's ports cannot be probed from here
+            images.append((where, image))
         ports = [
             (key("tiers", i, "publish"), str(t.publish_address), t.publish)
             for i, t in enumerate(spec.tiers)
@@ -107,12 +103,24 @@ class DockerAdapter:
         ]
         if spec.registry.enabled:
             ports.append((key("registry", "port"), str(spec.registry.address), spec.registry.port))
-        for where, address, port in ports:
-            holder = self.port_owner(uri, address, port)
-            if holder is None or holder.startswith(f"{env}-"):
-                continue  # free, or this environment's own load balancer or registry
-            by = f"container {holder}" if holder else "another process"
-            yield f"{where}: {address}:{port} is already in use by {by}"
+        if not is_local(uri):
+            ports = []  # a remote host's ports cannot be probed from here
+        # Each check is an engine round trip of its own: asked at once, reported in order.
+        with ThreadPoolExecutor(max_workers=max(1, len(images) + len(ports))) as pool:
+            present = [pool.submit(self.image_exists, uri, image) for _, image in images]
+            holders = [pool.submit(self.port_owner, uri, a, port) for _, a, port in ports]
+            for (where, image), found in zip(images, present, strict=True):
+                if not found.result():
+                    yield (
+                        f"{where}: image {image!r} is not on the engine {uri} "
+                        "(build it: images/build.sh)"
+                    )
+            for (where, address, port), holder in zip(ports, holders, strict=True):
+                by = holder.result()
+                if by is None or by.startswith(f"{env}-"):
+                    continue  # free, or this environment's own load balancer or registry
+                who = f"container {by}" if by else "another process"
+                yield f"{where}: {address}:{port} is already in use by {who}"
 
     def image_exists(self, uri: str, image: str) -> bool:
         """Whether the engine has ``image``."""

@@ -165,11 +165,6 @@ def push_image(
         triggers={"source": local_id},
         opts=pulumi.ResourceOptions(provider=provider),
     )
-    pulled = docker.RemoteImage(
-        f"{parent_name}-{name}",
-        name=pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest),
-        # Other environments on the engine may share the image: never delete it on destroy.
-        keep_locally=True,
-        opts=pulumi.ResourceOptions(provider=provider),
-    )
-    return pulled.repo_digest
+    # The engine that pushed holds the image under this name already: no pull back. (A
+    # RemoteImage did that, and named whichever registry's copy the engine listed first.)
+    return pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest)

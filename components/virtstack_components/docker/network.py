@@ -40,15 +40,23 @@ class DockerNetwork(pulumi.ComponentResource):
             None,
             renamed_from("virtstack:network:Network", opts),
         )
-        p = args.placement
-        net = docker.Network(
-            f"{name}-docker",
-            name=name,
-            internal=args.internal,
-            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.cidr)] if args.cidr else None,
-            labels=[docker.NetworkLabelArgs(label=names.NAMESPACE_LABEL, value=p.namespace)],
-            opts=p.opts(self),
-        )
+        net = docker_network(f"{name}-docker", name, args, opts=args.placement.opts(self))
         self.network_id = net.id
         self.engine_name = net.name
         self.register_outputs({"network_id": self.network_id, "engine_name": self.engine_name})
+
+
+def docker_network(
+    resource_name: str, name: str, args: DockerNetworkArgs, *, opts: pulumi.ResourceOptions
+) -> docker.Network:
+    """The engine's network ``name``, labelled with the placement's namespace."""
+    return docker.Network(
+        resource_name,
+        name=name,
+        internal=args.internal,
+        ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.cidr)] if args.cidr else None,
+        labels=[
+            docker.NetworkLabelArgs(label=names.NAMESPACE_LABEL, value=args.placement.namespace)
+        ],
+        opts=opts,
+    )

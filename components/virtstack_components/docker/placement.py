@@ -10,10 +10,13 @@ import pulumi
 import pulumi_docker as docker
 
 from virtstack_components import names
-from virtstack_components.docker.network import DockerNetwork, DockerNetworkArgs
+from virtstack_components.docker.network import DockerNetworkArgs, docker_network
 from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
 from virtstack_components.stack import StackTier
 from virtstack_components.tier import Tier, TierArgs
+
+WRAPPER_TYPE = "virtstack:docker:DockerNetwork"
+"""The component each tier network used to sit in (its old URNs are aliases)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,16 +47,26 @@ class DockerPlacement:
     def tier_networks(
         self, stack: str, tiers: Sequence[StackTier], parent: pulumi.Resource
     ) -> Mapping[str, pulumi.Input[str]]:
-        """A network per tier; only a front tier's has a route out (its published port)."""
+        """A network per tier; only a front tier's has a route out (its published port).
+
+        Each is the stack's own child: a component around one network did no work and cost
+        the program a resource per tier. Stacks made when it had one keep their networks.
+        """
         fed = {t.upstream for t in tiers}
-        return {
-            t.name: DockerNetwork(
-                f"{stack}-{t.name}-net",
+        networks: dict[str, pulumi.Input[str]] = {}
+        for t in tiers:
+            name = f"{stack}-{t.name}-net"
+            was = pulumi.Alias(
+                name=f"{name}-docker",
+                parent=pulumi.create_urn(name, WRAPPER_TYPE, parent=parent),
+            )
+            networks[t.name] = docker_network(
+                name,
+                name,
                 DockerNetworkArgs(placement=self, cidr=t.cidr, internal=t.name in fed),
-                opts=pulumi.ResourceOptions(parent=parent),
-            ).engine_name
-            for t in tiers
-        }
+                opts=self.opts(parent, aliases=[was]),
+            ).name
+        return networks
 
     def tier(
         self,

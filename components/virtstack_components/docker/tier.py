@@ -152,7 +152,8 @@ class ContainerTier(pulumi.ComponentResource):
             command=secret_command(t),
             uploads=_secret_uploads(t),
             envs=[
-                pulumi.Output.concat(k, "=", v)
+                # Plain values stay plain: an Output per variable costs the program tasks.
+                f"{k}={v}" if isinstance(v, str) else pulumi.Output.concat(k, "=", v)
                 for k, v in {**t.env, "VIRTSTACK_TIER": name, "VIRTSTACK_REPLICA": str(i)}.items()
             ],
             networks_advanced=[
