@@ -68,21 +68,22 @@ def get(port: int) -> str:
         return str(response.read().decode()).splitlines()[0]
 
 
+def vm_config(size_gib: int = 1, **db: object) -> dict[str, object]:
+    """The smallest hostos environment with a data disk (``/data`` of tier db's VM)."""
+    volume = {"name": "db-data", "path": "/data", "size_gib": size_gib}
+    return {
+        "virtstack:target": "hostos",
+        "virtstack:engine": {"uri": LIBVIRT_URI},
+        "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
+        "virtstack:tiers": [tier("db", 1) | {"stateful": True, "volume": volume} | db],
+    }
+
+
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
     project = make_project(tmp_path_factory.mktemp("vmbackup"))
     env = VmEnv(project=project, name=f"{PREFIX}vmbk-{secrets.token_hex(2)}", port=free_port())
-    db = tier("db", 1) | {
-        "publish": env.port,
-        "stateful": True,
-        "volume": {"name": "db-data", "path": "/data", "size_gib": 1},
-    }
-    config = {
-        "virtstack:target": "hostos",
-        "virtstack:engine": {"uri": LIBVIRT_URI},
-        "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
-        "virtstack:tiers": [db],
-    }
+    config = vm_config(publish=env.port)
     stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     try:
         started = time.monotonic()
