@@ -154,3 +154,9 @@ def test_a_bad_network_option_is_refused_before_anything_is_read(project: Path) 
         "error: --network net: expected NAME=CIDR (an IPv4 network such as 192.168.160.0/24)"
     ]
     assert not stackfiles.stack_file(project, "dev2").exists()
+
+
+def test_a_network_range_without_a_clone_is_refused(project: Path) -> None:
+    result = invoke(project, make_services(), "restore", "dev", "--network", "a=10.0.0.0/24", "-y")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "--network: only for a clone (with --into)" in result.stderr
