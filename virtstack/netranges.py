@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from virtstack.engines import hostcmd
-from virtstack.errors import UsageError
+from virtstack.errors import EngineCommandError, UsageError
 from virtstack.spec import NetworkSpec
 
 Network = ipaddress.IPv4Network
@@ -105,7 +105,11 @@ def host_ranges(uri: str) -> list[Network]:
     taken: list[Network] = []
     listed = hostcmd.run(hostcmd.virsh_argv(uri, "net-list", "--all", "--name"), uri=uri)
     for name in listed.split():
-        taken += xml_ranges(hostcmd.run(hostcmd.virsh_argv(uri, "net-dumpxml", name), uri=uri))
+        try:
+            xml = hostcmd.run(hostcmd.virsh_argv(uri, "net-dumpxml", name), uri=uri)
+        except EngineCommandError:
+            continue  # gone since the listing: another environment's destroy
+        taken += xml_ranges(xml)
     if hostcmd.is_local(uri) or hostcmd.over_ssh(uri):
         for command in (("ip", "-4", "-o", "addr", "show"), ("ip", "-4", "route", "show")):
             if hostcmd.is_local(uri):

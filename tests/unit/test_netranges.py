@@ -14,7 +14,7 @@ from tests.unit.fixtures.cli_support import project as project  # the fixture
 from virtstack import netranges, stackfiles
 from virtstack.cli import EXIT_BAD_INPUT
 from virtstack.environment import check_config
-from virtstack.errors import UsageError
+from virtstack.errors import EngineCommandError, UsageError
 from virtstack.restore import _renumber
 from virtstack.spec import NetworkSpec
 
@@ -98,8 +98,10 @@ def fake_host(argv: Sequence[str], *, uri: str, timeout: float = 0) -> str:
         return IP_OUT[argv[3] if argv[2] == "-o" else argv[2]]
     command, *args = argv[4:]
     if command == "net-list":
-        return "\n".join(NET_XML) + "\n"
+        return "\n".join([*NET_XML, "gone"]) + "\n"
     assert command == "net-dumpxml"
+    if args[0] not in NET_XML:
+        raise EngineCommandError(f"{uri}: Network not found: no network with matching name")
     return NET_XML[args[0]]
 
 
