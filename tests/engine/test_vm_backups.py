@@ -63,7 +63,7 @@ class VmEnv:
 
 
 def get(port: int) -> str:
-    """The first line of what the tier published on ``port`` answers."""
+    """The first line of what the tier published on ``port`` answers: its name and host."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
         return str(response.read().decode()).splitlines()[0]
 
@@ -176,8 +176,8 @@ def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env:
     assert vm_env.checksum(clone_db) == vm_env.state["checksum"]  # the backup's bytes
     assert run_in(clone_db, "test ! -e /data/after").exitcode == 0
     # Side by side, each through its own published port and load balancer.
-    assert get(port) == f"db {clone_db}"
-    assert get(vm_env.port) == f"db {vm_env.db}"
+    assert get(port) == f"{clone}-db {clone_db}"
+    assert get(vm_env.port) == f"{vm_env.name}-db {vm_env.db}"
     source, cloned = ranges(vm_env.name), ranges(clone)
     assert source
     assert cloned
@@ -190,7 +190,7 @@ def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env:
     assert inventory(vm_env.name) == before
     assert vm_env.checksum() == vm_env.state["checksum"]
     assert run_in(vm_env.db, "cat /data/after").stdout.strip() == "after"
-    assert get(vm_env.port) == f"db {vm_env.db}"
+    assert get(vm_env.port) == f"{vm_env.name}-db {vm_env.db}"
 
 
 def test_after_destroy_with_its_data_restore_brings_the_same_bytes_back(vm_env: VmEnv) -> None:
