@@ -7,6 +7,7 @@ the caller says so.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap
 
-from virtstack import guard, stackfiles
+from virtstack import guard, netranges, scaffold, stackfiles
 from virtstack.backup import DECLARATION, Backup, Say, find_backup, repository
 from virtstack.environment import Environment, StackRef, check_config
 from virtstack.errors import BackupError, EnvironmentExistsError, UsageError
@@ -41,16 +42,22 @@ def restore(
     wanted: str,
     into: str | None,
     publish: Mapping[str, int],
+    networks: Mapping[str, ipaddress.IPv4Network] | None = None,
     force: bool,
     say: Say,
 ) -> Restored:
     """Check backup ``wanted`` of ``env``, then write its declaration (unless the target
     environment has one) and its data, under the target environment's names.
 
+    A clone gets the ports in ``publish`` (others unpublished) and, for each network, the
+    range in ``networks`` or a free one (VM targets: one the host does not use).
+
     Raises :class:`BackupError` naming the backup if any of it is damaged (nothing is
     changed then), :class:`UsageError` if the target holds data and ``force`` is not set.
     """
     target = into or env
+    if networks and into is None:
+        raise UsageError(f"{netranges.OPTION}: only for a clone (with --into)")
     path = stackfiles.stack_file(project, env)
     current = check_config(stackfiles.read_config(project, env)) if path.is_file() else None
     repo = repository(project, env, current)
@@ -73,12 +80,10 @@ def restore(
     elif target_file.is_file():
         document = stackfiles.load_stack(project, target)  # the live declaration wins
     environment = check_config(stackfiles.plain(document))
+    if into is not None:
+        _renumber(project, document, environment, into, networks or {}, say)
+        environment = check_config(stackfiles.plain(document))
     adapter, uri = environment.adapter, environment.uri
-    if into is not None and adapter.kind == "libvirt":
-        raise UsageError(
-            f"restore {env} --into {into}: a VM environment cannot be cloned yet (the clone's "
-            f"networks would take the same address ranges); restore into {env} itself"
-        )
     live = [i.name for i in adapter.data_items(target, uri) if i.owned]
     if live and not force:
         raise UsageError(
@@ -118,6 +123,41 @@ def _put_back(
         if done.returncode != 0:
             why = done.stderr.decode(errors="replace").strip().splitlines() or ["failed"]
             raise BackupError(f"restore {name}: writing the data failed ({why[-1]})")
+
+
+def _renumber(
+    project: Path,
+    document: CommentedMap,
+    source: Environment,
+    into: str,
+    given: Mapping[str, ipaddress.IPv4Network],
+    say: Say,
+) -> None:
+    """Give a clone's networks their own ranges (and a VM clone its own pool folder).
+
+    Libvirt networks of one host must not overlap, so a VM clone's are picked among the
+    ranges the host and the project leave free; a container clone keeps the source's
+    ranges unless given others (its engine tells its networks apart by name).
+    """
+    config = document["config"]
+    spec = source.spec
+    vm = source.adapter.kind == "libvirt"
+    if vm:
+        taken = [*scaffold.taken(project, into)[0], *(n.cidr for n in spec.networks)]
+        taken += netranges.host_ranges(source.uri)
+        chosen = netranges.clone_networks(spec.networks, given, taken)
+    else:
+        kept = {n.name: n.cidr for n in spec.networks}
+        chosen = netranges.clone_networks(spec.networks, kept | dict(given), [])
+    for net in config.get(f"{NAMESPACE}:networks") or []:
+        old, cidr = str(net["cidr"]), str(chosen[str(net["name"])])
+        if cidr != old:
+            say(f"network {net['name']} of {into}: {cidr} (the source's is {old})")
+        net["cidr"] = cidr
+    engine = config.get(f"{NAMESPACE}:engine")
+    if vm and engine and engine.get("pool_path"):
+        # Two libvirt pools cannot share a folder: the clone's goes beside the source's.
+        engine["pool_path"] = str(Path(str(engine["pool_path"])).parent / into)
 
 
 def _unpublish(document: CommentedMap, publish: Mapping[str, int]) -> None:

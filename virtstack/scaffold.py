@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml.comments import CommentedMap
 from virtstack_components.templating import render
 
-from virtstack import stackfiles
+from virtstack import netranges, stackfiles
 from virtstack.environment import Environment, check_config
 from virtstack.errors import EnvironmentExistsError, UsageError, VirtstackError
 from virtstack.spec import NAMESPACE, Name
@@ -24,7 +24,6 @@ from virtstack.stackfiles import environments, load_stack, read_config, stack_fi
 
 # New VM environments get the first free 192.168.x.0/24 from x = 150, clear of the other
 # environments' networks; containers the first free host ports.
-_FIRST_VM_NET = 150
 _FIRST_PUBLISH = 8080
 _FIRST_REGISTRY = 5000
 # Config keys kept from the file a --force overwrites: the stack's encryption salt and
@@ -105,7 +104,7 @@ def _from_template(project: Path, env: str, target_name: str) -> CommentedMap:
     from virtstack import targets  # imports Pulumi
 
     target = targets.get(target_name)
-    cidrs, ports = _taken(project, env)
+    cidrs, ports = taken(project, env)
     text = render(
         template_name(target.name),
         env=env,
@@ -142,7 +141,7 @@ def _keep_secrets(old: CommentedMap, new: CommentedMap) -> None:
             new["config"][name] = value
 
 
-def _taken(project: Path, env: str) -> tuple[list[ipaddress.IPv4Network], set[int]]:
+def taken(project: Path, env: str) -> tuple[list[ipaddress.IPv4Network], set[int]]:
     """Networks and host ports the project's other environments already use."""
     cidrs: list[ipaddress.IPv4Network] = []
     ports: set[int] = set()
@@ -168,11 +167,10 @@ def _taken(project: Path, env: str) -> tuple[list[ipaddress.IPv4Network], set[in
 
 
 def _free_network(taken: list[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-    for third in range(_FIRST_VM_NET, 255):
-        candidate = ipaddress.IPv4Network(f"192.168.{third}.0/24")
-        if not any(candidate.overlaps(t) for t in taken):
-            return candidate
-    raise UsageError("no free 192.168.x.0/24 network left: set networks[0].cidr with --set")
+    free = netranges.free_network(taken)
+    if free is None:
+        raise UsageError("no free private /24 network left: set networks[0].cidr with --set")
+    return free
 
 
 def _free_port(first: int, taken: set[int]) -> int:

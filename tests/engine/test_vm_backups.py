@@ -1,17 +1,20 @@
 """Backups of a VM environment for real: libvirt's backup job, the guest agent, restic.
 
 The smallest hostos environment with a data disk: one stateful tier (one VM on a data
-disk, behind its load-balancer VM). The tests run in order on what the previous left: a
-live backup while the VM keeps running, then the disaster drill (destroy with its data,
-restore, the same bytes back on the data disk).
+disk, behind its load-balancer VM, published on a loopback port). The tests run in order
+on what the previous left: a live backup while the VM keeps running, a clone restored from
+it beside the running source (then destroyed with its data), then the disaster drill
+(destroy with its data, restore, the same bytes back on the data disk).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,8 @@ import yaml
 from tests.engine.cli_support import cli, make_project
 from tests.engine.guest import run_in
 from tests.engine.harness import LIBVIRT_URI, PREFIX, remove_leftovers, virsh
-from tests.engine.test_vm_targets import free_subnet, tier
+from tests.engine.test_vm_targets import free_port, free_subnet, tier
+from virtstack import netranges
 from virtstack.engines import guestagent
 from virtstack.stackfiles import stack_file
 
@@ -35,6 +39,7 @@ BLOB_MIB = 64
 class VmEnv:
     project: Path
     name: str
+    port: int
     state: dict[str, str] = field(default_factory=dict)
     """What a test leaves for the next: the data's checksum, the backup's id."""
 
@@ -42,31 +47,43 @@ class VmEnv:
     def db(self) -> str:
         return f"{self.name}-db-0"
 
+    @property
+    def clone(self) -> str:
+        return f"{self.name}c"
+
     def ok(self, *args: str) -> str:
         result = cli(self.project, *args)
         assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
         return result.output
 
-    def checksum(self) -> str:
-        done = run_in(self.db, "sha256sum /data/blob")
+    def checksum(self, domain: str | None = None) -> str:
+        done = run_in(domain or self.db, "sha256sum /data/blob")
         assert done.exitcode == 0, done.stderr
         return done.stdout.split()[0]
+
+
+def get(port: int) -> str:
+    """The first line of what the tier published on ``port`` answers: its name and host."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+        return str(response.read().decode()).splitlines()[0]
+
+
+def vm_config(size_gib: int = 1, **db: object) -> dict[str, object]:
+    """The smallest hostos environment with a data disk (``/data`` of tier db's VM)."""
+    volume = {"name": "db-data", "path": "/data", "size_gib": size_gib}
+    return {
+        "virtstack:target": "hostos",
+        "virtstack:engine": {"uri": LIBVIRT_URI},
+        "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
+        "virtstack:tiers": [tier("db", 1) | {"stateful": True, "volume": volume} | db],
+    }
 
 
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
     project = make_project(tmp_path_factory.mktemp("vmbackup"))
-    env = VmEnv(project=project, name=f"{PREFIX}vmbk-{secrets.token_hex(2)}")
-    db = tier("db", 1) | {
-        "stateful": True,
-        "volume": {"name": "db-data", "path": "/data", "size_gib": 1},
-    }
-    config = {
-        "virtstack:target": "hostos",
-        "virtstack:engine": {"uri": LIBVIRT_URI},
-        "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
-        "virtstack:tiers": [db],
-    }
+    env = VmEnv(project=project, name=f"{PREFIX}vmbk-{secrets.token_hex(2)}", port=free_port())
+    config = vm_config(publish=env.port)
     stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     try:
         started = time.monotonic()
@@ -74,8 +91,9 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
         print(f"\nup: {time.monotonic() - started:.0f} s")
         yield env
     finally:
+        cli(project, "destroy", env.clone, "--yes", "--delete-data")
         cli(project, "destroy", env.name, "--yes", "--delete-data")
-        leftovers = remove_leftovers(env.name)
+        leftovers = remove_leftovers(env.name)  # the clone's too: its name starts alike
         assert leftovers == [], f"destroy left {leftovers}"
 
 
@@ -125,6 +143,54 @@ def test_a_live_backup_keeps_the_vm_running_and_leaves_it_thawed(vm_env: VmEnv) 
     # No backup scratch image is left beside the disks.
     for pool in (f"{vm_env.name}-data", f"{vm_env.name}-pool"):
         assert ".backup" not in virsh("vol-list", pool).stdout
+
+
+def ranges(env: str) -> list[ipaddress.IPv4Network]:
+    return netranges.xml_ranges(virsh("net-dumpxml", f"{env}-net").stdout)
+
+
+def inventory(env: str) -> dict[str, str]:
+    """What libvirt holds of ``env``: domains (with their ids), volumes (with their sizes)
+    and networks."""
+    held = {}
+    for domain in virsh("list", "--all", "--name").stdout.split():
+        if domain.startswith(f"{env}-"):
+            held[domain] = virsh("domid", domain).stdout.strip()
+    for pool in (f"{env}-data", f"{env}-pool"):
+        for volume in virsh("vol-list", pool).stdout.splitlines()[2:]:
+            if volume.split():
+                name = volume.split()[0]
+                held[name] = virsh("vol-info", "--bytes", "--pool", pool, name).stdout
+    held["net"] = virsh("net-dumpxml", f"{env}-net").stdout
+    return held
+
+
+def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env: VmEnv) -> None:
+    assert vm_env.state, "needs the backup of the first test"
+    clone, port = vm_env.clone, free_port()
+    started = time.monotonic()
+    out = vm_env.ok("restore", vm_env.name, "--into", clone, "--publish", f"db={port}", "--yes")
+    print(f"\nrestore into a clone and its up: {time.monotonic() - started:.0f} s")
+    assert f"restoring {clone}_db-data_0" in out
+    clone_db = f"{clone}-db-0"
+    assert vm_env.checksum(clone_db) == vm_env.state["checksum"]  # the backup's bytes
+    assert run_in(clone_db, "test ! -e /data/after").exitcode == 0
+    # Side by side, each through its own published port and load balancer.
+    assert get(port) == f"{clone}-db {clone_db}"
+    assert get(vm_env.port) == f"{vm_env.name}-db {vm_env.db}"
+    source, cloned = ranges(vm_env.name), ranges(clone)
+    assert source
+    assert cloned
+    assert not any(a.overlaps(b) for a in source for b in cloned), (source, cloned)
+    assert run_in(clone_db, "echo clone > /data/clone-only && sync").exitcode == 0
+    assert run_in(vm_env.db, "test ! -e /data/clone-only").exitcode == 0
+    before = inventory(vm_env.name)
+    vm_env.ok("destroy", clone, "--yes", "--delete-data")
+    assert remove_leftovers(clone) == []
+    assert inventory(vm_env.name) == before
+    assert vm_env.checksum() == vm_env.state["checksum"]
+    assert run_in(vm_env.db, "cat /data/after").stdout.strip() == "after"
+    assert get(vm_env.port) == f"{vm_env.name}-db {vm_env.db}"
 
 
 def test_after_destroy_with_its_data_restore_brings_the_same_bytes_back(vm_env: VmEnv) -> None:

@@ -3,6 +3,7 @@ which order, and that the guest is thawed whatever happens."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -251,11 +252,15 @@ def test_a_restored_disk_goes_into_a_data_pool_made_anew_and_skips_scratch_image
     assert LibvirtAdapter().data_items("lab", URI) == []  # the scratch image is no data
 
 
-def test_a_vm_environment_is_not_cloned_and_nothing_is_written(tmp_path: Path) -> None:
+def test_a_vm_clone_takes_a_range_the_host_leaves_free_and_a_clash_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real (tiny) restic repository holding a hostos environment's backup."""
+    from virtstack import netranges
     from virtstack.backup import repository
     from virtstack.restic import MANIFEST, TAG_ENV, TAG_ID
     from virtstack.restore import restore
+    from virtstack.stackfiles import read_config
 
     (tmp_path / "stacks").mkdir()
     declaration = (
@@ -268,7 +273,16 @@ def test_a_vm_environment_is_not_cloned_and_nothing_is_written(tmp_path: Path) -
     tags = [TAG_ENV + "lab", TAG_ID + "b1"]
     repo.backup_bytes(declaration.encode(), "declaration.yaml", tags, "lab")
     repo.backup_bytes(json.dumps({"data": []}).encode(), MANIFEST, tags, "lab")
-    with pytest.raises(UsageError, match=r"^restore lab --into lab2: a VM environment cannot"):
-        restore(tmp_path, "lab", wanted="latest", into="lab2", publish={}, force=False,
-                say=lambda line: None)  # fmt: skip
+    host = [ipaddress.IPv4Network("192.168.150.0/23")]  # another environment's network
+    monkeypatch.setattr(netranges, "host_ranges", lambda uri: host)
+    monkeypatch.setattr(LibvirtAdapter, "data_items", lambda self, env, uri: [])
+    clash = {"net": ipaddress.IPv4Network("192.168.151.0/24")}
+    with pytest.raises(UsageError, match=r"^--network net=192.168.151.0/24: overlaps 192.168.150"):
+        restore(tmp_path, "lab", wanted="latest", into="lab2", publish={}, networks=clash,
+                force=False, say=lambda line: None)  # fmt: skip
     assert list((tmp_path / "stacks").iterdir()) == []
+    done = restore(tmp_path, "lab", wanted="latest", into="lab2", publish={}, force=False,
+                   say=lambda line: None)  # fmt: skip
+    assert done.ref.env == "lab2"
+    networks = read_config(tmp_path, "lab2")["virtstack:networks"]
+    assert networks == [{"name": "net", "cidr": "192.168.152.0/24"}]

@@ -171,16 +171,22 @@ def restore(
             help="A clone's published port (a tier's, or registry=PORT); others stay unpublished.",
         ),
     ] = None,
+    network: Annotated[
+        list[str] | None,
+        typer.Option("--network", metavar="NAME=CIDR", help="A clone's network range (else free)."),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite the data the environment holds now.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Check a backup, put its declaration and data back, then bring the environment up."""
+    from virtstack import netranges
     from virtstack import restore as restoring
     from virtstack.cli.environments import _deploy
 
     ports = _ports(publish or [])
+    networks = netranges.parse_given(network or [])
     target = into or env
     if not yes:
         if not services_of(ctx).interactive():
@@ -196,6 +202,7 @@ def restore(
             wanted=backup_id,
             into=into,
             publish=ports,
+            networks=networks,
             force=force,
             say=console.print,
         )
