@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def test_hostos_runs_qemu_without_probing_or_autostart(run, guest_dir: Path, mon
     assert not any(r.inputs.get("autostart") for r in domains)
 
 
-def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
+def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path, tls_home: Path):
     import json
 
     import yaml
@@ -172,13 +173,18 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
     )
     d = run(main, config, stack="lab")
     seed = d.named("lab-docker-vm-seed")
-    daemon = next(
-        f for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
-        if f["path"] == "/etc/docker/daemon.json"
-    )  # fmt: skip
+    files = {
+        f["path"]: f["content"] for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
+    }
     registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
+    # The registry's address is fixed before it boots: the network's last host address.
+    cidr = ipaddress.ip_network(config["virtstack:networks"][0]["cidr"])
+    assert registry.inputs["networkInterfaces"][0]["addresses"] == [str(cidr[-2])]
     expected = f"{mock_address(registry.inputs['name'])}:5000"
-    assert json.loads(daemon["content"])["insecure-registries"] == [expected]
+    # Its engine verifies the registry by the environment's CA, over HTTPS only.
+    assert json.loads(files["/etc/docker/daemon.json"])["insecure-registries"] == []
+    ca = files[f"/etc/docker/certs.d/{expected}/ca.crt"]
+    assert ca == (tls_home / "lab" / "ca.crt").read_text()
 
 
 def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: Path):

@@ -104,7 +104,7 @@ def server_tls(spec: EnvironmentSpec, ctx: DeployContext, address: str | None = 
     made = pki.registry_cert(
         ctx.project, ctx.env, addresses, persist=not pulumi.runtime.is_dry_run()
     )
-    return ServerTls(certificate=made.certificate, key=pulumi.Output.secret(made.key))
+    return ServerTls(certificate=made.certificate, key=pulumi.Output.secret(made.key), ca=made.ca)
 
 
 def registry_outputs(registry: ContainerRegistry | VmRegistry | SwarmRegistry) -> dict[str, object]:
@@ -127,12 +127,19 @@ def trust_registry(
 
     from virtstack import pki
 
-    ca_file = pki.ca_file(ctx.project, ctx.env)
     if not pulumi.runtime.is_dry_run():
-        untrusted = adapter.trust_registry(uri, address, port, ca_file)
+        untrusted = adapter.trust_registry(uri, address, port, pki.ca_file(ctx.project, ctx.env))
         if untrusted:
             pulumi.log.warn(untrusted)
-    return {"registry_ca": str(ca_file)}
+    return registry_ca_output(ctx)
+
+
+def registry_ca_output(ctx: DeployContext) -> dict[str, object]:
+    """The ``registry_ca`` output: where a client finds the one CA to trust for the
+    environment's registry (curl --cacert ...)."""
+    from virtstack import pki
+
+    return {"registry_ca": str(pki.ca_file(ctx.project, ctx.env))}
 
 
 def stack_outputs(stack: ServiceStack) -> dict[str, object]:
