@@ -252,14 +252,16 @@ def test_the_registry_vm_serves_https_by_the_environments_ca_its_secrets_root_on
     # Every VM's cloud-init seed (the registry's holds its key) is 0600 in the pool.
     for domain in vm_env.domains():
         disks = virsh("domblklist", domain, "--details").stdout.split()
-        [seed] = [d for d in disks if d.endswith(".iso")]
-        assert Path(seed).stat().st_mode & 0o777 == 0o600, seed
-        assert "<mode>0600</mode>" in virsh("vol-dumpxml", seed).stdout
+        [seed] = [d for d in disks if d.endswith(".iso")]  # the volume's name
+        path = virsh("vol-path", "--pool", f"{n}-pool", seed).stdout.strip()
+        assert Path(path).stat().st_mode & 0o777 == 0o600, path
+        assert "<mode>0600</mode>" in virsh("vol-dumpxml", path).stdout
 
 
 def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
-    counts = json.loads(vm_env.run("preview", vm_env.name, "--json"))["counts"]
-    assert {k: v for k, v in counts.items() if k != "same" and v} == {}
+    plan = json.loads(vm_env.run("preview", vm_env.name, "--json"))
+    changes = [c for g in plan["groups"] for c in g["changes"]]
+    assert {k: v for k, v in plan["counts"].items() if k != "same" and v} == {}, changes
 
 
 def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:
