@@ -209,6 +209,10 @@ class VirtualMachine(pulumi.ComponentResource):
                 # Creation ends with the VM's DHCP lease: a boot under software emulation on
                 # a busy host outlasts the provider's 5 minutes.
                 custom_timeouts=pulumi.CustomTimeouts(create=DOMAIN_CREATE_TIMEOUT),
+                # The provider reads a fixed address back twice (the reservation and the
+                # lease): a change on every preview. A new address comes with new user
+                # data (its certificate names it), which replaces the VM anyway.
+                ignore_changes=["networkInterfaces[0].addresses"] if args.address else None,
             ),
         )
         self.domain_name = domain.name
