@@ -209,9 +209,13 @@ def wait_ready(
 
 
 def destroy(session: Session, on_event: OnEvent) -> None:
-    """Remove everything the environment deployed (its data stays on the engine)."""
+    """Remove everything the environment deployed (its data stays on the engine), and the
+    copies of its CA that `up` installed for engines to trust its registry."""
+    from virtstack import pki
+
     session.adapter.before_destroy(session.env, session.environment.uri)
     session.runner.destroy(session.ref, session.environment, on_event)
+    pki.remove_installed(session.ref.project, session.env)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ CONFIG_PATH = "/etc/docker/registry/config.yml"
 HTPASSWD_PATH = "/etc/docker/registry/htpasswd"
 CERTIFICATE_PATH = "/etc/docker/registry/tls/registry.crt"
 KEY_PATH = "/etc/docker/registry/tls/registry.key"
+CREDENTIALS_DIR = "/run/credentials/docker-registry.service"
+"""Where systemd hands Debian's docker-registry service (not root) its credentials: the
+root-only htpasswd file and key as copies only that service can read."""
 BCRYPT_MAX = 72
 BCRYPT_COST = 5
 """bcrypt's work factor, as `htpasswd -B` uses by default. The registry checks the hash on
@@ -46,6 +49,8 @@ class ServerTls:
     certificate: str
     key: pulumi.Input[str]
     """Secret."""
+    ca: str = ""
+    """The CA certificate (PEM) its clients verify it by."""
 
 
 def htpasswd_line(username: str, password: str) -> str:
@@ -65,18 +70,20 @@ def htpasswd_line(username: str, password: str) -> str:
     return f"{username}:{hashed.decode()}\n"
 
 
-def registry_config(auth: bool, tls: bool = False) -> str:
-    """The Distribution registry's config.yml; ``tls`` serves HTTPS only."""
+def registry_config(auth: bool, tls: bool = False, secrets_dir: str | None = None) -> str:
+    """The Distribution registry's config.yml; ``tls`` serves HTTPS only. The htpasswd
+    file and the key are read from ``secrets_dir`` when given (systemd's credentials of
+    the service, see ``CREDENTIALS_DIR``)."""
     return render(
         "registry/config.yml.j2",
         port=REGISTRY_PORT,
         debug_port=DEBUG_PORT,
         storage_dir=STORAGE_DIR,
         auth=auth,
-        htpasswd_path=HTPASSWD_PATH,
+        htpasswd_path=f"{secrets_dir}/htpasswd" if secrets_dir else HTPASSWD_PATH,
         tls=tls,
         certificate_path=CERTIFICATE_PATH,
-        key_path=KEY_PATH,
+        key_path=f"{secrets_dir}/registry.key" if secrets_dir else KEY_PATH,
     )
 
 

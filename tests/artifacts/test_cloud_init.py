@@ -8,11 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 from virtstack_components.cloudinit import user_data
-from virtstack_components.registry import htpasswd_line, registry_config
+from virtstack_components.libvirt.registry import registry_user_data
+from virtstack_components.registry import htpasswd_line
 
 from tests.artifacts.conftest import shipped_haproxy_configs
+from virtstack import pki
 
 COMMON = {"user": "virtstack", "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a@b"]}
+# Made in memory only (persist=False): nothing is written for it.
+TLS = pki.registry_cert(Path("/nonexistent"), "lab", ["192.0.2.1"], persist=False)
 LB_CONFIG = next(c for c in shipped_haproxy_configs().values() if "\n    server " in c)
 
 DOCUMENTS = {
@@ -60,15 +64,36 @@ DOCUMENTS = {
         **COMMON,
     ),
     "container-host": user_data(
-        "container-host", hostname="lab-docker", insecure_registries=["192.0.2.1:5000"], **COMMON
-    ),
-    "registry": user_data(
-        "registry",
-        hostname="lab-registry",
-        registry_config=registry_config(auth=True),
-        htpasswd=htpasswd_line("virtstack", "pw"),
-        storage_dir="/var/lib/docker-registry",
+        "container-host",
+        hostname="lab-docker",
+        insecure_registries=["192.0.2.1:5000"],
+        trusted_registries=[],
+        registry_ca=None,
         **COMMON,
+    ),
+    "container-host-trusting": user_data(
+        "container-host",
+        hostname="lab-docker",
+        insecure_registries=[],
+        trusted_registries=["192.0.2.1:5000"],
+        registry_ca=TLS.ca,
+        **COMMON,
+    ),
+    "registry": registry_user_data(
+        "lab-registry",
+        COMMON["ssh_authorized_keys"],
+        auth=True,
+        htpasswd=htpasswd_line("virtstack", "pw"),
+        certificate=None,
+        key="",
+    ),
+    "registry-https": registry_user_data(
+        "lab-registry",
+        COMMON["ssh_authorized_keys"],
+        auth=True,
+        htpasswd=htpasswd_line("virtstack", "pw"),
+        certificate=TLS.certificate,
+        key=TLS.key,
     ),
 }
 

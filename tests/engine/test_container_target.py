@@ -416,13 +416,19 @@ def test_a_second_environment_beyond_loopback_has_a_ca_of_its_own(
         pull = ("docker", "--config", str(login), "pull", f"{registry}/virtstack/demo:1")
         run(*pull)
         # Without the CA the engine refuses that registry: its trust is what let it in.
-        shutil.rmtree(certs)
+        aside = certs.with_name(f"{certs.name}.aside")
+        certs.rename(aside)
         refused = run(*pull, check=False)
+        aside.rename(certs)
         assert refused.returncode != 0
         assert "certificate signed by unknown authority" in refused.stderr, refused.stderr
+        # Destroy takes the engine's trust with it: nothing of the environment stays.
+        dev.run("destroy", name, "--yes", "--delete-data")
+        assert not certs.exists()
     finally:
         cli(dev.project, "destroy", name, "--yes", "--delete-data")
         shutil.rmtree(certs, ignore_errors=True)
+        shutil.rmtree(certs.with_name(f"{certs.name}.aside"), ignore_errors=True)
         run("docker", "image", "rm", f"{registry}/virtstack/demo:1", check=False)  # tag only
         leftovers = remove_leftovers(name)
         assert leftovers == [], f"destroy left {leftovers}"

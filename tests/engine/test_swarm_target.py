@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,12 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cryptography import x509
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, run
-from tests.engine.test_container_target import Load
+from tests.engine.test_container_target import Load, trusting
 from tests.support import hit, wait_until_serving
+from virtstack import pki
+from virtstack.engines.docker import CERTS_D
 from virtstack.stackfiles import stack_file
 
 pytestmark = pytest.mark.engine
@@ -35,6 +40,7 @@ LAB = PROJECT / "tools" / "swarm-lab.sh"
 LAB_ENV = {"VIRTSTACK_SWARM_PREFIX": "vst", "VIRTSTACK_SWARM_SUBNET": "10.233.0"}
 MANAGER_ADDR = "10.233.0.11"
 REGISTRY_PORT = 5998
+REGISTRY = f"{MANAGER_ADDR}:{REGISTRY_PORT}"
 WEB_PORT = 18080
 INTERVAL = 2  # the tiers' health check interval, seconds
 IMAGES = ("virtstack/busybox:1", "virtstack/base:bookworm-1", "virtstack/demo:1")
@@ -46,11 +52,8 @@ TOKEN = f"tok-{secrets.token_hex(12)}"
 
 
 def lab(*args: str, timeout: float = 180) -> str:
-    env = {
-        **os.environ,
-        **LAB_ENV,
-        "VIRTSTACK_SWARM_INSECURE": f"{MANAGER_ADDR}:{REGISTRY_PORT}",
-    }
+    # No insecure-registry entry for the environment's registry: the nodes verify it.
+    env = {**os.environ, **LAB_ENV}
     done = subprocess.run(
         [str(LAB), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -127,6 +130,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(project=project, name=name, url=f"http://{MANAGER_ADDR}:{WEB_PORT}/")
     finally:
         cli(project, "destroy", name, "--yes", "--delete-data")
+        shutil.rmtree(CERTS_D / REGISTRY, ignore_errors=True)  # destroy's job, checked below
         lab("down")
         run("docker", "image", "rm", UPDATED, check=False)
 
@@ -248,7 +252,7 @@ def test_a_stateful_replica_keeps_to_the_node_that_holds_its_volume(swarm: Env) 
 
 
 def test_nodes_pull_only_with_the_registry_credentials(swarm: Env) -> None:
-    image = f"{MANAGER_ADDR}:{REGISTRY_PORT}/virtstack/demo:1"
+    image = f"{REGISTRY}/virtstack/demo:1"
     pulled = run("docker", "-H", node_uri("vst3"), "pull", image, check=False)
     assert pulled.returncode != 0
     assert "no basic auth credentials" in pulled.stderr or "unauthorized" in pulled.stderr
@@ -263,6 +267,33 @@ def test_nodes_pull_only_with_the_registry_credentials(swarm: Env) -> None:
     assert f"{swarm.name}-registry-htpasswd" in secrets_
     spec = manager("service", "inspect", f"{swarm.name}-registry").stdout
     assert "Env" not in json.loads(spec)[0]["Spec"]["TaskTemplate"]["ContainerSpec"]
+
+
+def test_the_registry_speaks_https_only_with_the_environments_ca(swarm: Env) -> None:
+    ca_file = pki.ca_file(swarm.project, swarm.name)
+    served = ssl.get_server_certificate((MANAGER_ADDR, REGISTRY_PORT)).encode()
+    cert = x509.load_pem_x509_certificate(served)
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
+    assert MANAGER_ADDR in pki.san_names(cert)
+    url = f"https://{REGISTRY}/v2/"
+    assert httpx.get(url, verify=trusting(swarm.project, swarm.name)).status_code == 401
+    plain = httpx.get(url.replace("https:", "http:"), timeout=10)
+    assert plain.status_code == 400
+    assert "Docker-Distribution-Api-Version" not in plain.headers
+    # Every node's engine verifies it by the environment's CA (none takes it as insecure):
+    # the replicas' images came from it, so their pulls went over verified HTTPS.
+    assert (CERTS_D / REGISTRY / "ca.crt").read_text() == ca_file.read_text()
+    for node in NODES:
+        info = run("docker", "-H", node_uri(node), "info", "--format",
+                   "{{json .RegistryConfig.IndexConfigs}}").stdout  # fmt: skip
+        assert json.loads(info).get(REGISTRY, {"Secure": True})["Secure"], node
+    logs = manager("service", "logs", "--raw", f"{swarm.name}-registry")
+    pulls = [
+        line for line in (logs.stdout + logs.stderr).splitlines()
+        if "http.request.method=GET " in line and "/v2/virtstack/demo/manifests/sha256:" in line
+        and "http.response.status=200 " in line and 'useragent="docker/' in line
+    ]  # fmt: skip
+    assert pulls, logs.stderr[-2000:]
 
 
 def test_secret_env_values_reach_the_replicas_as_a_swarm_secret(swarm: Env) -> None:
@@ -398,6 +429,7 @@ def test_destroy_with_its_data_unpins_it_and_names_the_volume_left_on_its_node(
     assert f"{data} on {node}" in done.output, done.output
     assert pinned_to(data) == []
     assert f"{swarm.name}_registry-data" not in manager("volume", "ls", "-q").stdout.split()
+    assert not (CERTS_D / REGISTRY).exists()  # the nodes' trust went with the registry
     label = f"label=virtstack.namespace={swarm.name}"
     assert manager("service", "ls", "-q", "--filter", label).stdout.split() == []
     run("docker", "-H", node_uri(node), "volume", "rm", data)

@@ -18,6 +18,7 @@ import json
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -26,14 +27,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+from cryptography import x509
 from typer.testing import Result
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
+from virtstack import pki
+from virtstack.environment import StackRef
 from virtstack.images import guest_image_dir
+from virtstack.runner import PulumiRunner
 from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
 
@@ -93,6 +99,7 @@ def dev_on_vms(port: int) -> dict[str, object]:
         "virtstack:target": "hostos",
         "virtstack:engine": {"uri": "qemu:///system"},
         "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
+        "virtstack:registry": {"enabled": True, "size_gib": 1},
         "virtstack:tiers": [web, db],
     }
 
@@ -156,7 +163,7 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
 
 def test_up_returns_when_cloud_init_is_done_and_ssh_reaches_every_vm(vm_env: VmEnv) -> None:
     n = vm_env.name
-    vms = ["web-0", "web-1", "web-lb", "db-0", "db-lb"]
+    vms = ["registry", "web-0", "web-1", "web-lb", "db-0", "db-lb"]
     assert vm_env.domains() == sorted(f"{n}-{vm}" for vm in vms)
     for domain in vm_env.domains():
         done = vm_env.ssh(domain, "cloud-init", "status")
@@ -217,9 +224,44 @@ def test_status_shows_every_vm_replica_as_its_lb_sees_it_with_restarts_and_since
     assert all(name in table for name in replicas), table
 
 
+def test_the_registry_vm_serves_https_by_the_environments_ca_its_secrets_root_only(
+    vm_env: VmEnv,
+) -> None:
+    n = vm_env.name
+    outputs = PulumiRunner().outputs(StackRef(project=vm_env.project, env=n), reveal=True)
+    registry = str(outputs["registry"].value)
+    host, port = registry.split(":")
+    ca_file = pki.ca_file(vm_env.project, n)
+    assert outputs["registry_ca"].value == str(ca_file)
+    served = ssl.get_server_certificate((host, int(port))).encode()
+    cert = x509.load_pem_x509_certificate(served)
+    cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
+    assert host in pki.san_names(cert)
+    client = httpx.Client(verify=ssl.create_default_context(cafile=ca_file), timeout=10)
+    url = f"https://{registry}/v2/"
+    assert client.get(url).status_code == 401
+    login = (str(outputs["registry_username"].value), str(outputs["registry_password"].value))
+    assert client.get(url, auth=login).status_code == 200  # the service reads its htpasswd
+    assert httpx.get(url.replace("https:", "http:"), timeout=10).status_code == 400
+    # Key and htpasswd are root-only files; the registry runs as its own user.
+    files = "/etc/docker/registry/tls/registry.key /etc/docker/registry/htpasswd"
+    found = run_in(
+        f"{n}-registry", f"stat -c '%a %U' {files} && stat -c %U /proc/$(pidof docker-registry)"
+    )
+    assert found.stdout.split() == ["600", "root", "600", "root", "docker-registry"], found
+    # Every VM's cloud-init seed (the registry's holds its key) is 0600 in the pool.
+    for domain in vm_env.domains():
+        disks = virsh("domblklist", domain, "--details").stdout.split()
+        [seed] = [d for d in disks if d.endswith(".iso")]  # the volume's name
+        path = virsh("vol-path", "--pool", f"{n}-pool", seed).stdout.strip()
+        assert Path(path).stat().st_mode & 0o777 == 0o600, path
+        assert "<mode>0600</mode>" in virsh("vol-dumpxml", path).stdout
+
+
 def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
-    counts = json.loads(vm_env.run("preview", vm_env.name, "--json"))["counts"]
-    assert {k: v for k, v in counts.items() if k != "same" and v} == {}
+    plan = json.loads(vm_env.run("preview", vm_env.name, "--json"))
+    changes = [c for g in plan["groups"] for c in g["changes"]]
+    assert {k: v for k, v in plan["counts"].items() if k != "same" and v} == {}, changes
 
 
 def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:

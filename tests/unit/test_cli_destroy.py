@@ -13,6 +13,7 @@ from tests.unit.fixtures.cli_support import (
     set_key,
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
+from virtstack import pki
 from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED
 
 
@@ -71,3 +72,14 @@ def test_destroy_on_an_unreachable_engine(project: Path) -> None:
     assert result.exit_code == EXIT_BAD_INPUT
     assert "tcp://127.0.0.1:1: docker engine not reachable" in result.stderr
     assert runner.calls == []
+
+
+def test_destroy_removes_the_ca_copy_up_installed_for_the_engine(
+    project: Path, tls_home: Path
+) -> None:
+    made = pki.registry_cert(project, "dev", ["10.9.0.1"])
+    copy = tls_home / "certs.d" / "10.9.0.1:5443" / "ca.crt"
+    pki.install(made.ca_file, copy)
+    result = invoke(project, make_services(FakeRunner()), "destroy", "dev", "--yes")
+    assert result.exit_code == 0, result.output
+    assert not copy.parent.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from virtstack_components.libvirt.vm import (
     VirtualMachineArgs,
     kernel_args,
 )
-from virtstack_components.registry import Credentials
+from virtstack_components.registry import Credentials, ServerTls
 from virtstack_components.stack import ServiceStack, ServiceStackArgs, StackTier
 from virtstack_components.tier import DataVolume, Publish, TierArgs
 
@@ -179,7 +181,7 @@ def test_container_host_runs_docker_reachable_over_ssh(run):
             ContainerHostArgs(
                 placement=PLACEMENT,
                 ssh_authorized_keys=["ssh-ed25519 AAAAC3Nza lab@example"],
-                insecure_registries=["192.0.2.1:5000"],
+                registries=["192.0.2.1:5000"],
             ),
         )
 
@@ -192,7 +194,24 @@ def test_container_host_runs_docker_reachable_over_ssh(run):
     assert ["systemctl", "enable", "--now", "docker"] in config["runcmd"]
     assert config["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAC3Nza lab@example"]
     daemon = next(f for f in config["write_files"] if f["path"] == "/etc/docker/daemon.json")
-    assert '"insecure-registries": ["192.0.2.1:5000"]' in daemon["content"]
+    assert '"insecure-registries": ["192.0.2.1:5000"]' in daemon["content"]  # no CA: HTTP
+
+
+def test_a_container_host_verifies_the_registry_by_the_environments_ca(run):
+    ca = "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n"
+
+    def program():
+        ContainerHost(
+            "lab-docker",
+            ContainerHostArgs(placement=PLACEMENT, registries=["192.0.2.1:5000"], registry_ca=ca),
+        )
+
+    files = {
+        f["path"]: f["content"]
+        for f in cloud_config(run(program).named("lab-docker-vm-seed"))["write_files"]
+    }
+    assert files["/etc/docker/certs.d/192.0.2.1:5000/ca.crt"] == ca
+    assert '"insecure-registries": []' in files["/etc/docker/daemon.json"]
 
 
 def test_registry_on_a_vm_keeps_blobs_on_a_data_disk(run):
@@ -214,6 +233,52 @@ def test_registry_on_a_vm_keeps_blobs_on_a_data_disk(run):
     assert ["/dev/vdb", "/var/lib/docker-registry", "ext4", "defaults,nofail", "0", "2"] in config[
         "mounts"
     ]
+
+
+def test_a_registry_vm_serves_https_its_secrets_root_only_files_read_by_systemd(run):
+    tls = ServerTls(certificate="CERT", key="KEY", ca="CA")
+
+    def program():
+        VmRegistry(
+            "lab-registry",
+            VmRegistryArgs(
+                placement=PLACEMENT,
+                credentials=Credentials(password="pw"),
+                address="192.168.151.254",
+                tls=tls,
+            ),
+        )
+
+    d = run(program)
+    nic = d.named("lab-registry-vm-domain").inputs["networkInterfaces"][0]
+    assert nic["addresses"] == ["192.168.151.254"]  # a DHCP reservation: known before boot
+    seed = d.named("lab-registry-vm-seed")
+    files = {f["path"]: f for f in cloud_config(seed)["write_files"]}
+    key = files["/etc/docker/registry/tls/registry.key"]
+    assert (key["content"], key["permissions"]) == ("KEY", "0600")
+    assert files["/etc/docker/registry/htpasswd"]["permissions"] == "0600"
+    assert files["/etc/docker/registry/tls/registry.crt"]["content"] == "CERT"
+    config = yaml.safe_load(files["/etc/docker/registry/config.yml"]["content"])
+    credentials = "/run/credentials/docker-registry.service"
+    assert config["http"]["tls"]["key"] == f"{credentials}/registry.key"
+    assert config["auth"]["htpasswd"]["path"] == f"{credentials}/htpasswd"
+    dropin = files["/etc/systemd/system/docker-registry.service.d/virtstack-credentials.conf"]
+    assert dropin["content"].splitlines()[-2:] == [
+        "LoadCredential=htpasswd:/etc/docker/registry/htpasswd",
+        "LoadCredential=registry.key:/etc/docker/registry/tls/registry.key",
+    ]
+    # The seed in the pool is readable by its owner only (the provider asks for 0644).
+    xslt = seed.inputs["xml"]["xslt"]
+    volume = "<volume><target><format type='raw'/><permissions><mode>644</mode>"
+    assert "<mode>0600</mode>" in xsltproc(xslt, volume + "</permissions></target></volume>")
+
+
+def xsltproc(xslt: str, xml: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "t.xsl").write_text(xslt)
+        (Path(tmp) / "in.xml").write_text(xml)
+        argv = ["xsltproc", f"{tmp}/t.xsl", f"{tmp}/in.xml"]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
 def test_service_stack_on_vms_puts_haproxy_on_its_own_vm(run):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -161,7 +163,7 @@ def test_hostos_runs_qemu_without_probing_or_autostart(run, guest_dir: Path, mon
     assert not any(r.inputs.get("autostart") for r in domains)
 
 
-def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
+def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path, tls_home: Path):
     import json
 
     import yaml
@@ -173,13 +175,18 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
     )
     d = run(main, config, stack="lab")
     seed = d.named("lab-docker-vm-seed")
-    daemon = next(
-        f for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
-        if f["path"] == "/etc/docker/daemon.json"
-    )  # fmt: skip
+    files = {
+        f["path"]: f["content"] for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
+    }
     registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
+    # The registry's address is fixed before it boots: the network's last host address.
+    cidr = ipaddress.ip_network(config["virtstack:networks"][0]["cidr"])
+    assert registry.inputs["networkInterfaces"][0]["addresses"] == [str(cidr[-2])]
     expected = f"{mock_address(registry.inputs['name'])}:5000"
-    assert json.loads(daemon["content"])["insecure-registries"] == [expected]
+    # Its engine verifies the registry by the environment's CA, over HTTPS only.
+    assert json.loads(files["/etc/docker/daemon.json"])["insecure-registries"] == []
+    ca = files[f"/etc/docker/certs.d/{expected}/ca.crt"]
+    assert ca == (tls_home / "lab" / "ca.crt").read_text()
 
 
 def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: Path):
@@ -262,3 +269,37 @@ def test_a_vm_image_that_is_missing_or_not_qcow2_is_refused_naming_the_key(
     with pytest.raises(SpecError) as raised:
         run(main, config, stack="staging")
     assert raised.value.problems == [f"virtstack:vms[0].image: {own} {problem}"]
+
+
+def test_the_swarm_registry_serves_https_with_its_key_as_a_root_only_secret(
+    run, tls_home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from virtstack.engines.swarm import ADAPTER
+
+    monkeypatch.setattr(type(ADAPTER), "manager_address", lambda self, uri: "192.0.2.11")
+    monkeypatch.setattr(type(ADAPTER), "pin_data", lambda self, spec, env, uri: {})
+    d = run(main, config_of("dev", target="swarm", tiers=[]), SECRET, stack="dev")
+    auth = json.loads(d.named("dev-swarm").inputs["registryAuth"])
+    assert auth[0]["address"] == "https://192.0.2.11:5000"
+    spec = d.named("dev-registry-server").inputs["taskSpec"]["containerSpec"]
+    files = {
+        c["fileName"]: base64.b64decode(d.named(n).inputs["data"]).decode()
+        for c, n in zip(
+            spec["configs"], ("dev-registry-config", "dev-registry-certificate"), strict=True
+        )
+    }
+    assert "tls:" in files[CONFIG_PATH]
+    cert = x509.load_pem_x509_certificate(files[CERTIFICATE_PATH].encode())
+    cert.verify_directly_issued_by(
+        x509.load_pem_x509_certificate((tls_home / "dev" / "ca.crt").read_bytes())
+    )
+    assert pki.san_names(cert) == {"192.0.2.11", "127.0.0.1", "localhost"}
+    [key] = [s for s in spec["secrets"] if s["fileName"] == KEY_PATH]
+    assert key["fileMode"] == 0o400
+    secret = d.named("dev-registry-key")
+    assert "data" in secret.secrets
+    key_pem = base64.b64decode(secret.inputs["data"]).decode()
+    assert key_pem == (tls_home / "dev" / "registry.key").read_text()
+    # Every node on this machine verifies the registry by the environment's CA.
+    trusted = tls_home / "certs.d" / "192.0.2.11:5000" / "ca.crt"
+    assert trusted.read_text() == (tls_home / "dev" / "ca.crt").read_text()

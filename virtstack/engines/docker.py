@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from virtstack_components import names
@@ -69,6 +69,8 @@ class DockerAdapter:
 
     kind: str = "docker"
     parallel: int | None = None
+    trusting: ClassVar[str] = "the engine"
+    """Who pulls from the environment's registry, and must trust its CA."""
 
     def probe(self, uri: str) -> Reachability:
         try:
@@ -204,17 +206,20 @@ class DockerAdapter:
 
         Docker checks no certificate of a registry on 127.0.0.0/8; for any other address it
         reads ``/etc/docker/certs.d/<address>:<port>/ca.crt`` at each push and pull. Only a
-        local engine's folder is this machine's to write, and only root may.
+        local engine's folder is this machine's to write, and only root may (it serves every
+        engine on this machine: the Swarm lab's nodes too).
         """
         if ipaddress.ip_address(address).is_loopback:
             return None
         folder = CERTS_D / f"{address}:{port}"
         where = f"{folder}/ca.crt"
         if not hostcmd.is_local(uri):
-            return f"{uri}: the engine must trust {ca_file} for its registry (as {where})"
+            return f"{uri}: {self.trusting} must trust {ca_file} for its registry (as {where})"
+        from virtstack import pki
+
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "ca.crt").write_bytes(ca_file.read_bytes())
+            # Noted beside the CA: `destroy` removes this copy (see pki.remove_installed).
+            pki.install(ca_file, folder / "ca.crt")
         except OSError as exc:
             return f"{where}: cannot install the registry's CA ({exc.strerror}): copy {ca_file}"
         return None

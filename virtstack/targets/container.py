@@ -90,7 +90,6 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
     from virtstack_components.docker.registry import ContainerRegistry, ContainerRegistryArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
-    from virtstack import pki
     from virtstack.targets.convert import (
         credentials,
         push_image,
@@ -98,6 +97,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         server_tls,
         stack_outputs,
         stack_tiers,
+        trust_registry,
     )
 
     uri = TARGET.uri(spec)
@@ -141,13 +141,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 tls=server_tls(spec, ctx),
             ),
         )
-        ca_file = pki.ca_file(ctx.project, ctx.env)
-        # Where a client finds the one CA to trust for the registry (curl --cacert ...).
-        outputs |= registry_outputs(registry) | {"registry_ca": str(ca_file)}
+        outputs |= registry_outputs(registry)
+        outputs |= trust_registry(ADAPTER, uri, ctx, str(reg.address), reg.port)
         if not pulumi.runtime.is_dry_run():
-            untrusted = ADAPTER.trust_registry(uri, str(reg.address), reg.port, ca_file)
-            if untrusted:
-                pulumi.log.warn(untrusted)
             # The provider reads pushed digests here by the registry's name on the engine's
             # host: a tunnel for this run makes that name reach it (see forward_registry).
             atexit.register(ADAPTER.registry_tunnel(spec, uri).close)

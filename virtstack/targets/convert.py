@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from virtstack_components.swarm.registry import SwarmRegistry
     from virtstack_components.tier import TierArgs
 
+    from virtstack.engines.docker import DockerAdapter
+
 
 def secret_env_needs_command(spec: EnvironmentSpec) -> Iterator[str]:
     """Container replicas with secret env values need their command: virtstack wraps it."""
@@ -88,20 +90,21 @@ def credentials(spec: EnvironmentSpec, ctx: DeployContext) -> Credentials:
     return Credentials(username=reg.username if reg.auth else None, password=ctx.registry_password)
 
 
-def server_tls(spec: EnvironmentSpec, ctx: DeployContext) -> ServerTls:
+def server_tls(spec: EnvironmentSpec, ctx: DeployContext, address: str | None = None) -> ServerTls:
     """The registry's HTTPS certificate from the environment's CA, naming every address
-    the registry is reached at: its published address and loopback (tunnels, the engine's
-    own host). A preview makes none it lacks on disk (it changes nothing)."""
+    the registry is reached at: its published address (``address``, else the spec's) and
+    loopback (tunnels, the engine's own host). A preview makes none it lacks on disk (it
+    changes nothing)."""
     import pulumi
     from virtstack_components.registry import ServerTls
 
     from virtstack import pki
 
-    addresses = {str(spec.registry.address), "127.0.0.1", "localhost"}
+    addresses = {address or str(spec.registry.address), "127.0.0.1", "localhost"}
     made = pki.registry_cert(
         ctx.project, ctx.env, addresses, persist=not pulumi.runtime.is_dry_run()
     )
-    return ServerTls(certificate=made.certificate, key=pulumi.Output.secret(made.key))
+    return ServerTls(certificate=made.certificate, key=pulumi.Output.secret(made.key), ca=made.ca)
 
 
 def registry_outputs(registry: ContainerRegistry | VmRegistry | SwarmRegistry) -> dict[str, object]:
@@ -111,6 +114,32 @@ def registry_outputs(registry: ContainerRegistry | VmRegistry | SwarmRegistry) -
         "registry_username": registry.username,
         "registry_password": registry.password,
     }
+
+
+def trust_registry(
+    adapter: DockerAdapter, uri: str, ctx: DeployContext, address: str, port: int
+) -> dict[str, object]:
+    """Have the engine at ``uri`` trust the environment's CA for its registry at
+    ``address:port`` (during `up`, not a preview; a warning when that is for the user to
+    do); the ``registry_ca`` output, where a client finds the one CA to trust for it
+    (curl --cacert ...)."""
+    import pulumi
+
+    from virtstack import pki
+
+    if not pulumi.runtime.is_dry_run():
+        untrusted = adapter.trust_registry(uri, address, port, pki.ca_file(ctx.project, ctx.env))
+        if untrusted:
+            pulumi.log.warn(untrusted)
+    return registry_ca_output(ctx)
+
+
+def registry_ca_output(ctx: DeployContext) -> dict[str, object]:
+    """The ``registry_ca`` output: where a client finds the one CA to trust for the
+    environment's registry (curl --cacert ...)."""
+    from virtstack import pki
+
+    return {"registry_ca": str(pki.ca_file(ctx.project, ctx.env))}
 
 
 def stack_outputs(stack: ServiceStack) -> dict[str, object]:

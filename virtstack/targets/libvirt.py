@@ -89,7 +89,14 @@ def deploy_vms(
     from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
-    from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
+    from virtstack.targets.convert import (
+        credentials,
+        registry_ca_output,
+        registry_outputs,
+        server_tls,
+        stack_outputs,
+        stack_tiers,
+    )
 
     problems = check_guest_image(spec)
     if problems:
@@ -175,9 +182,13 @@ def deploy_vms(
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
     trusted: list[pulumi.Input[str]] = []
+    registry_ca = None
     machines: list[pulumi.Input[dict[str, str]]] = []
     if spec.registry.enabled:
         reg = spec.registry
+        # Fixed before it boots: its certificate names it.
+        address = registry_address(spec)
+        tls = server_tls(spec, ctx, address)
         registry = VmRegistry(
             f"{ctx.env}-registry",
             VmRegistryArgs(
@@ -186,10 +197,13 @@ def deploy_vms(
                 size_gib=reg.size_gib,
                 credentials=credentials(spec, ctx),
                 ssh_authorized_keys=reg.ssh_authorized_keys,
+                address=address,
+                tls=tls,
             ),
         )
-        outputs |= registry_outputs(registry)
+        outputs |= registry_outputs(registry) | registry_ca_output(ctx)
         trusted.append(registry.endpoint)
+        registry_ca = tls.ca
         machines.append(_named(f"{ctx.env}-registry", registry.address))
     if spec.tiers:
         stack = ServiceStack(
@@ -236,8 +250,9 @@ def deploy_vms(
                     disk_gib=spec_host.disk,
                     ssh_user=spec_host.ssh_user,
                     ssh_authorized_keys=spec_host.ssh_authorized_keys,
-                    # The environment's registry speaks plain HTTP on its network.
-                    insecure_registries=trusted,
+                    # Its engine verifies the environment's registry by its CA.
+                    registries=trusted,
+                    registry_ca=registry_ca,
                     identity=str(login.identity) if login.identity else None,
                 ),
             )
@@ -247,6 +262,12 @@ def deploy_vms(
         lambda parts: {k: v for p in parts for k, v in p.items()}
     )
     return outputs | {"vms": vms, "container_hosts": hosts, "machines": every}
+
+
+def registry_address(spec: EnvironmentSpec) -> str:
+    """The registry VM's address: the last host address of the first network (the
+    network's DHCP server reserves it for the registry VM)."""
+    return str(spec.networks[0].cidr[-2])
 
 
 def _named(name: str, address: pulumi.Output[str]) -> pulumi.Output[dict[str, str]]:

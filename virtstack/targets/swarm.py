@@ -31,8 +31,10 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         credentials,
         push_image,
         registry_outputs,
+        server_tls,
         stack_outputs,
         stack_tiers,
+        trust_registry,
     )
 
     uri = TARGET.uri(spec)
@@ -46,8 +48,9 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
         ssh_opts=spec.engine.ssh_opts or None,
         registry_auth=[
             docker.ProviderRegistryAuthArgs(
-                # http://: the registry speaks plain HTTP; the nodes list it as insecure.
-                address=f"http://{registry_address}",
+                # Digests are read over HTTPS, trusting the environment's CA alone (the
+                # Pulumi run's SSL_CERT_FILE, see virtstack.automation).
+                address=f"https://{registry_address}",
                 username=reg.username,
                 password=ctx.registry_password,
             )
@@ -83,9 +86,12 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
                 port=reg.port,
                 storage=reg.storage,
                 credentials=credentials(spec, ctx),
+                tls=server_tls(spec, ctx, manager),
             ),
         )
         outputs |= registry_outputs(registry)
+        # Before the pushes: the manager's engine pushes, every node's pulls, verifying.
+        outputs |= trust_registry(ADAPTER, uri, ctx, manager, reg.port)
         pushed = {t.image for t in spec.tiers} | ({spec.images.lb} if spec.tiers else set())
         for image in sorted(pushed):
             images[image] = push_image(

@@ -21,8 +21,11 @@ class ContainerHostArgs:
     disk_gib: int = 20
     ssh_user: str = "virtstack"
     ssh_authorized_keys: Sequence[str] = ()
-    insecure_registries: Sequence[pulumi.Input[str]] = ()
-    """Registries (``host:port``) the engine may pull from over plain HTTP."""
+    registries: Sequence[pulumi.Input[str]] = ()
+    """Registries (``host:port``) the engine pulls from: verified by ``registry_ca``, or
+    over plain HTTP without one."""
+    registry_ca: str | None = None
+    """The CA certificate (PEM) the registries' certificates chain to."""
     identity: str | None = None
     """Path of the private key that logs in as ``ssh_user`` (published with the URI)."""
 
@@ -51,13 +54,15 @@ class ContainerHost(pulumi.ComponentResource):
             VirtualMachineArgs(
                 placement=args.placement,
                 hostname=name,
-                user_data=pulumi.Output.all(*args.insecure_registries).apply(
+                user_data=pulumi.Output.all(*args.registries).apply(
                     lambda registries: user_data(
                         "container-host",
                         hostname=name,
                         user=args.ssh_user,
                         ssh_authorized_keys=args.placement.keys(args.ssh_authorized_keys),
-                        insecure_registries=list(registries),
+                        insecure_registries=[] if args.registry_ca else list(registries),
+                        trusted_registries=list(registries) if args.registry_ca else [],
+                        registry_ca=args.registry_ca,
                     )
                 ),
                 cpus=args.cpus,

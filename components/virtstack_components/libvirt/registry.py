@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 import pulumi
 
 from virtstack_components import names
+from virtstack_components import registry as shared
 from virtstack_components.cloudinit import user_data
 from virtstack_components.compat import renamed_from
 from virtstack_components.libvirt.placement import LibvirtPlacement
 from virtstack_components.libvirt.vm import DataDisk, VirtualMachine, VirtualMachineArgs
 from virtstack_components.names import REGISTRY_PORT
-from virtstack_components.registry import STORAGE_DIR, Credentials, htpasswd, registry_config
+from virtstack_components.registry import Credentials, ServerTls, htpasswd
+from virtstack_components.templating import render
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +27,10 @@ class VmRegistryArgs:
     credentials: Credentials = field(default_factory=Credentials)
     ssh_authorized_keys: Sequence[str] = ()
     """Keys the registry VM accepts besides its placement's."""
+    address: str | None = None
+    """Its fixed address on the network (what ``tls`` names); DHCP's choice when None."""
+    tls: ServerTls | None = None
+    """Serve HTTPS only, with this certificate; None serves plain HTTP."""
 
 
 class VmRegistry(pulumi.ComponentResource):
@@ -47,22 +53,22 @@ class VmRegistry(pulumi.ComponentResource):
             None,
             renamed_from("virtstack:registry:Registry", opts),
         )
-        p, creds = args.placement, args.credentials
-        config = registry_config(creds.auth)
+        p, creds, tls = args.placement, args.credentials, args.tls
+        key = pulumi.Output.secret(tls.key if tls else "")
         vm = VirtualMachine(
             f"{name}-vm",
             VirtualMachineArgs(
                 placement=p,
                 hostname=name,
-                user_data=htpasswd(creds).apply(
-                    lambda entry: user_data(
-                        "registry",
-                        hostname=name,
-                        user="virtstack",
-                        ssh_authorized_keys=p.keys(args.ssh_authorized_keys),
-                        registry_config=config,
-                        htpasswd=entry,
-                        storage_dir=STORAGE_DIR,
+                address=args.address,
+                user_data=pulumi.Output.all(htpasswd(creds), key).apply(
+                    lambda secrets: registry_user_data(
+                        name,
+                        p.keys(args.ssh_authorized_keys),
+                        auth=creds.auth,
+                        htpasswd=secrets[0],
+                        certificate=tls.certificate if tls else None,
+                        key=secrets[1],
                     )
                 ),
                 data_disks=[DataDisk(name=p.data_name(args.storage), size_gib=args.size_gib)],
@@ -77,3 +83,40 @@ class VmRegistry(pulumi.ComponentResource):
         self.register_outputs(
             {"endpoint": self.endpoint, "username": self.username, "password": self.password}
         )
+
+
+def registry_user_data(
+    hostname: str,
+    ssh_authorized_keys: Sequence[str],
+    *,
+    auth: bool,
+    htpasswd: str,
+    certificate: str | None,
+    key: str,
+) -> str:
+    """The registry VM's cloud-config: HTTPS only when given a ``certificate`` (and its
+    ``key``). The key and htpasswd file are root-only (0600); the service, which runs as
+    its own user, reads systemd's copies of them (LoadCredential)."""
+    tls = certificate is not None
+    credentials = {"htpasswd": shared.HTPASSWD_PATH}
+    if tls:
+        credentials["registry.key"] = shared.KEY_PATH
+    return user_data(
+        "registry",
+        hostname=hostname,
+        user="virtstack",
+        ssh_authorized_keys=ssh_authorized_keys,
+        registry_config=shared.registry_config(auth, tls=tls, secrets_dir=shared.CREDENTIALS_DIR),
+        htpasswd=htpasswd,
+        htpasswd_path=shared.HTPASSWD_PATH,
+        tls={
+            "certificate": certificate,
+            "certificate_path": shared.CERTIFICATE_PATH,
+            "key": key,
+            "key_path": shared.KEY_PATH,
+        }
+        if tls
+        else None,
+        credentials_dropin=render("systemd/registry-credentials.conf.j2", credentials=credentials),
+        storage_dir=shared.STORAGE_DIR,
+    )

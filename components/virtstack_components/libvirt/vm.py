@@ -37,6 +37,15 @@ def stable_mac(host: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
+SEED_MODE = "0600"
+"""A seed's file mode in the pool: its user data may hold secrets (a registry's key)."""
+
+
+def volume_mode_xslt(mode: str) -> str:
+    """The volume XML transform that makes the volume's file with ``mode``."""
+    return render("libvirt/volume-mode.xsl.j2", mode=mode)
+
+
 def publish_xslt(publish: Publish, guest_port: int) -> str:
     """The domain XML transform that publishes ``guest_port`` at ``publish`` on the host."""
     return render(
@@ -70,6 +79,9 @@ class VirtualMachineArgs:
     data_disks: Sequence[DataDisk] = ()
     hostname: str | None = None
     """Domain and host name; the component's name when unset."""
+    address: str | None = None
+    """A fixed address on its network (the network's DHCP server reserves it for the VM's
+    MAC), for a VM whose address must be known before it boots; else whatever DHCP gives."""
     publish: Publish | None = None
     """Forward this host address and port to ``guest_port`` (QEMU user-mode networking,
     so the libvirt host itself listens, local or remote); the guest must configure the
@@ -139,6 +151,7 @@ class VirtualMachine(pulumi.ComponentResource):
             # uploads run one at a time: no seed upload runs beside one of them.
             source=pulumi.Output.all(iso, p.image.initrd).apply(lambda found: found[0]),
             format="raw",
+            xml=libvirt.VolumeXmlArgs(xslt=volume_mode_xslt(SEED_MODE)),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=p.seed_provider or p.provider,
@@ -176,6 +189,7 @@ class VirtualMachine(pulumi.ComponentResource):
                     network_id=p.network_id,
                     hostname=host,
                     mac=stable_mac(host),
+                    addresses=[args.address] if args.address else None,
                     wait_for_lease=True,
                 )
             ],
@@ -195,6 +209,10 @@ class VirtualMachine(pulumi.ComponentResource):
                 # Creation ends with the VM's DHCP lease: a boot under software emulation on
                 # a busy host outlasts the provider's 5 minutes.
                 custom_timeouts=pulumi.CustomTimeouts(create=DOMAIN_CREATE_TIMEOUT),
+                # The provider reads a fixed address back twice (the reservation and the
+                # lease): a change on every preview. A new address comes with new user
+                # data (its certificate names it), which replaces the VM anyway.
+                ignore_changes=["networkInterfaces[0].addresses"] if args.address else None,
             ),
         )
         self.domain_name = domain.name

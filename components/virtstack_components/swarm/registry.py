@@ -11,10 +11,13 @@ import pulumi_docker as docker
 from virtstack_components import names
 from virtstack_components.docker.registry import HEALTH_TEST
 from virtstack_components.registry import (
+    CERTIFICATE_PATH,
     CONFIG_PATH,
     HTPASSWD_PATH,
+    KEY_PATH,
     STORAGE_DIR,
     Credentials,
+    ServerTls,
     htpasswd,
     registry_config,
 )
@@ -36,13 +39,16 @@ class SwarmRegistryArgs:
     """The port the registry is published on, at the manager's address."""
     storage: str = "registry-data"
     credentials: Credentials = field(default_factory=Credentials)
+    tls: ServerTls | None = None
+    """Serve HTTPS only, with this certificate; None serves plain HTTP."""
 
 
 class SwarmRegistry(pulumi.ComponentResource):
     """One registry task on the manager, its blobs on the manager's volume.
 
     Nodes pull from ``endpoint`` with the credentials each service carries; the password
-    reaches the registry only as a Swarm secret file (htpasswd), never an environment variable.
+    reaches the registry only as a Swarm secret file (htpasswd), never an environment
+    variable, and so does the TLS key.
     """
 
     endpoint: pulumi.Output[str]
@@ -54,21 +60,29 @@ class SwarmRegistry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("virtstack:swarm:SwarmRegistry", name, None, opts)
         p, creds = args.placement, args.credentials
-        config_text = registry_config(creds.auth)
-        config = docker.ServiceConfig(
-            f"{name}-config",
-            name=svc.versioned(f"{name}-cfg", config_text),
-            data=svc.b64(config_text),
-            opts=p.opts(self),
-        )
+        # role: (config name's prefix, path in the task, content)
+        files = {
+            "config": ("cfg", CONFIG_PATH, registry_config(creds.auth, tls=args.tls is not None))
+        }
+        if args.tls is not None:
+            files["certificate"] = ("crt", CERTIFICATE_PATH, args.tls.certificate)
+        configs = []
+        for role, (prefix, path, text) in files.items():
+            config = docker.ServiceConfig(
+                f"{name}-{role}",
+                name=svc.versioned(f"{name}-{prefix}", text),
+                data=svc.b64(text),
+                opts=p.opts(self),
+            )
+            configs.append(
+                docker.ServiceTaskSpecContainerSpecConfigArgs(
+                    config_id=config.id, config_name=config.name, file_name=path
+                )
+            )
         container = docker.ServiceTaskSpecContainerSpecArgs(
             image=args.image,
             commands=["docker-registry", "serve", CONFIG_PATH],
-            configs=[
-                docker.ServiceTaskSpecContainerSpecConfigArgs(
-                    config_id=config.id, config_name=config.name, file_name=CONFIG_PATH
-                )
-            ],
+            configs=configs,
             secrets=self._secrets(name, args),
             # Named like the container target's: the manager keeps it across `destroy`
             # (Swarm never deletes a service's named volume).
@@ -111,20 +125,36 @@ class SwarmRegistry(pulumi.ComponentResource):
     def _secrets(
         self, name: str, args: SwarmRegistryArgs
     ) -> list[docker.ServiceTaskSpecContainerSpecSecretArgs] | None:
-        creds = args.credentials
-        if not creds.auth:
-            return None
-        secret = docker.Secret(
-            f"{name}-htpasswd",
-            name=f"{name}-htpasswd",
-            data=svc.b64(htpasswd(creds)),
-            labels=[
-                docker.SecretLabelArgs(label=names.NAMESPACE_LABEL, value=args.placement.namespace)
-            ],
-            opts=args.placement.opts(self),
-        )
-        return [
-            docker.ServiceTaskSpecContainerSpecSecretArgs(
-                secret_id=secret.id, secret_name=secret.name, file_name=HTPASSWD_PATH
+        files: list[tuple[str, str, pulumi.Input[str], str]] = []
+        if args.credentials.auth:
+            files.append(
+                ("htpasswd", f"{name}-htpasswd", htpasswd(args.credentials), HTPASSWD_PATH)
             )
-        ]
+        if args.tls is not None:
+            # Named by its certificate: a reissued certificate comes with a new key, and
+            # Swarm secrets are immutable.
+            key_name = svc.versioned(f"{name}-key", args.tls.certificate)
+            files.append(("key", key_name, pulumi.Output.secret(args.tls.key), KEY_PATH))
+        found = []
+        for role, secret_name, content, path in files:
+            secret = docker.Secret(
+                f"{name}-{role}",
+                name=secret_name,
+                data=svc.b64(content),
+                labels=[
+                    docker.SecretLabelArgs(
+                        label=names.NAMESPACE_LABEL, value=args.placement.namespace
+                    )
+                ],
+                opts=args.placement.opts(self),
+            )
+            found.append(
+                docker.ServiceTaskSpecContainerSpecSecretArgs(
+                    # Readable by the registry (root in its task) alone.
+                    secret_id=secret.id,
+                    secret_name=secret.name,
+                    file_name=path,
+                    file_mode=0o400,
+                )
+            )
+        return found or None
