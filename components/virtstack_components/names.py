@@ -15,6 +15,9 @@ STATS_PORT = 8404
 STATS_CSV_PATH = "/stats;csv"
 REGISTRY_PORT = 5000
 """Where the registry listens inside its container or VM."""
+MIN_SLOTS = 10
+"""Server slots a tier's HAProxy keeps at least (DNS-discovered containers, VM addresses):
+scaling within them changes nothing on the load balancer."""
 LB_VM_MEMORY_MIB = 512
 """Memory of a tier's load-balancer VM."""
 REGISTRY_VM_MEMORY_MIB = 1024

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,7 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
 
     import yaml
 
-    from tests.unit.conftest import mock_address, seed_file
+    from tests.unit.conftest import seed_file
 
     config = config_of(
         "lab", images={"guest": str(guest_dir)}, registry={"enabled": True, "auth": False}
@@ -175,9 +176,12 @@ def test_container_hosts_trust_the_environments_registry(run, guest_dir: Path):
         f for f in yaml.safe_load(seed_file(seed, "user-data"))["write_files"]
         if f["path"] == "/etc/docker/daemon.json"
     )  # fmt: skip
-    registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
-    expected = f"{mock_address(registry.inputs['name'])}:5000"
+    # The registry's address is planned, known before it boots: the network's last one.
+    cidr = ipaddress.IPv4Network(config["virtstack:networks"][0]["cidr"])
+    expected = f"{cidr.broadcast_address - 1}:5000"
     assert json.loads(daemon["content"])["insecure-registries"] == [expected]
+    registry = next(r for r in d.of_type("libvirt:index/domain:Domain") if "registry" in r.name)
+    assert registry.inputs["networkInterfaces"][0]["addresses"] == [expected.partition(":")[0]]
 
 
 def test_every_vm_accepts_the_user_key_and_the_environment_keys(run, guest_dir: Path):

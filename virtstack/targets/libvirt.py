@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
+from virtstack.targets import addressing
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ def vm_problems(spec: EnvironmentSpec) -> list[str]:
         problems.append(
             f"{key('tiers')}: on VM targets all tiers share one network, got {sorted(tier_nets)}"
         )
-    return problems
+        return problems
+    return [*problems, *addressing.plans(spec)[1]]
 
 
 def vm_checks(spec: EnvironmentSpec, uri: str) -> list[str]:
@@ -86,12 +89,13 @@ def deploy_vms(
     from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
     from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
     from virtstack_components.libvirt.tier import VmTier
-    from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
+    from virtstack_components.libvirt.vm import PUBLISH_ADDRESS, VirtualMachine, VirtualMachineArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
     from virtstack.targets.convert import credentials, registry_outputs, stack_outputs, stack_tiers
 
-    problems = check_guest_image(spec)
+    plans, too_small = addressing.plans(spec)
+    problems = [*check_guest_image(spec), *too_small]
     if problems:
         raise SpecError(problems)
     uri = target.uri(spec)
@@ -155,6 +159,19 @@ def deploy_vms(
         if vm.image is not None
     }
 
+    tiers_on = (spec.tiers[0].network or spec.networks[0].name) if spec.tiers else None
+    access = (
+        addressing.tier_access(
+            spec, ctx.env, plans[tiers_on], str(ipaddress.IPv4Interface(PUBLISH_ADDRESS).network)
+        )
+        if tiers_on
+        else {}
+    )
+
+    def address(network: str | None, other: addressing.Other) -> str:
+        name = network or spec.networks[0].name
+        return addressing.address_of(spec, plans[name], name, other)
+
     def on(network: str | None) -> LibvirtPlacement:
         net = networks[network or spec.networks[0].name]
         return LibvirtPlacement(
@@ -171,6 +188,7 @@ def deploy_vms(
             ssh_authorized_keys=sshkeys.authorized(login.public, spec.ssh_authorized_keys, []),
             seed_provider=seed_provider,
             seed_dir=str(ctx.project / ".virtstack" / "seeds" / ctx.env),
+            tier_access=access,
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
@@ -186,6 +204,7 @@ def deploy_vms(
                 size_gib=reg.size_gib,
                 credentials=credentials(spec, ctx),
                 ssh_authorized_keys=reg.ssh_authorized_keys,
+                address=address(None, ("registry", "registry", 0)),
             ),
         )
         outputs |= registry_outputs(registry)
@@ -219,6 +238,7 @@ def deploy_vms(
                     cpus=vm.cpus,
                     memory_mib=vm.memory,
                     disk_gib=vm.disk,
+                    address=address(vm.network, ("vms", vm.name, i)),
                 ),
             )
             vms[name] = machine.address
@@ -239,6 +259,7 @@ def deploy_vms(
                     # The environment's registry speaks plain HTTP on its network.
                     insecure_registries=trusted,
                     identity=str(login.identity) if login.identity else None,
+                    address=address(spec_host.network, ("container_hosts", spec_host.name, i)),
                 ),
             )
             hosts[name] = ch.engine

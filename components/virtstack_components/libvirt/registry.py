@@ -25,6 +25,8 @@ class VmRegistryArgs:
     credentials: Credentials = field(default_factory=Credentials)
     ssh_authorized_keys: Sequence[str] = ()
     """Keys the registry VM accepts besides its placement's."""
+    address: str | None = None
+    """The VM's planned address on its network (None: from DHCP)."""
 
 
 class VmRegistry(pulumi.ComponentResource):
@@ -67,6 +69,7 @@ class VmRegistry(pulumi.ComponentResource):
                 ),
                 data_disks=[DataDisk(name=p.data_name(args.storage), size_gib=args.size_gib)],
                 memory_mib=names.REGISTRY_VM_MEMORY_MIB,
+                address=args.address,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
