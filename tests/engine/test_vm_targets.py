@@ -19,6 +19,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -250,6 +251,45 @@ def test_status_shows_every_vm_replica_as_its_lb_sees_it_with_restarts_and_since
 def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
     counts = json.loads(vm_env.run("preview", vm_env.name, "--json"))["counts"]
     assert {k: v for k, v in counts.items() if k != "same" and v} == {}
+
+
+def test_scaling_web_2_3_2_leaves_the_lb_vm_alone_and_no_request_fails(vm_env: VmEnv) -> None:
+    """The web LB lists every slot: the third replica joins and leaves through its health
+    check, while a client keeps sending requests through the published port."""
+    n, lb, third = vm_env.name, f"{vm_env.name}-web-lb", f"{vm_env.name}-web-2"
+    uuid = virsh("domuuid", lb).stdout.strip()
+    served: collections.Counter[str] = collections.Counter()
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            answer = vm_env.get()
+            whole = answer is not None and len(answer.split()) == 6  # web, app and db lines
+            served[answer.split()[1] if answer and whole else "failed"] += 1
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        vm_env.run("scale", n, "web", "3")
+        deadline = time.monotonic() + 60
+        while not served[third] and time.monotonic() < deadline:
+            time.sleep(1)
+        by_third = served[third]
+        vm_env.run("scale", n, "web", "2")
+        time.sleep(5)  # requests after the third replica is gone
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    total = sum(served.values())
+    print(f"\nscaling web 2 -> 3 -> 2: {served['failed']} of {total} requests failed ({served})")
+    assert virsh("domuuid", lb).stdout.strip() == uuid
+    assert by_third > 0, served
+    assert served["failed"] == 0, served
+    assert third not in vm_env.domains()
+    found = json.loads(vm_env.run("status", n, "--json"))
+    [web] = [t for t in found["health"] if t["tier"] == "web"]
+    assert sorted(s["name"] for s in web["servers"]) == [f"{n}-web-0", f"{n}-web-1"]
+    assert third not in {r["replica"] for r in found["replicas"]}
 
 
 def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:
