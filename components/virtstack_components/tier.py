@@ -144,6 +144,7 @@ def haproxy_config(
         return render(
             "haproxy/static.cfg.j2",
             servers=[{"name": n, "address": a} for n, a in servers],
+            admin_socket=names.ADMIN_SOCKET,
             **common,
         )
     return render(
