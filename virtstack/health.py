@@ -59,7 +59,13 @@ def lb_health(
         except (VirtstackError, OSError) as exc:
             return TierHealth(tier=tier.name, lb=lb, servers=[], error=str(exc))
         servers, unused = parse_stats(text)
-        return TierHealth(tier=tier.name, lb=lb, servers=servers, unused_slots=unused)
+        # A VM tier's HAProxy lists every replica slot by name, made or not: only the
+        # declared replicas are shown; the other slots count as empty.
+        full = names.tier_name(env, tier.name)
+        empty = {names.replica_name(full, i) for i in range(tier.replicas, len(servers))}
+        shown = [s for s in servers if s.name not in empty]
+        unused += len(servers) - len(shown)
+        return TierHealth(tier=tier.name, lb=lb, servers=shown, unused_slots=unused)
 
     if not spec.tiers:
         return []

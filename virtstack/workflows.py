@@ -7,9 +7,10 @@ The resulting :class:`Session` carries the environment through the rest of the c
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -323,6 +324,26 @@ def scale(
         pending = replace(ref, pending=stackfiles.dump(change.document))
         session = open_session(pending, services, environment=change.environment)
     return change, session
+
+
+@contextlib.contextmanager
+def drained(session: Session, tier: str, old: int, new: int) -> Iterator[None]:
+    """Around the deploy of tier ``tier``'s scaling from ``old`` to ``new`` replicas: those
+    it removes leave their load balancer's rotation first, their requests done; their slots
+    go back to the health check after (they are gone, or the deploy failed and they serve)."""
+    from virtstack_components import names
+
+    full = names.tier_name(session.env, tier)
+    removed = [names.replica_name(full, i) for i in range(new, old)]
+    if not removed:
+        yield
+        return
+    uri = session.environment.uri
+    session.adapter.rotate(session.env, uri, tier, removed, serve=False)
+    try:
+        yield
+    finally:
+        session.adapter.rotate(session.env, uri, tier, removed, serve=True)
 
 
 def autoscale_step(

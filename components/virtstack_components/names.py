@@ -13,8 +13,13 @@ LB_PORT = 80
 STATS_PORT = 8404
 """HAProxy's stats page and its own liveness URI (/healthz)."""
 STATS_CSV_PATH = "/stats;csv"
+ADMIN_SOCKET = "/run/haproxy-admin.sock"
+"""HAProxy's runtime API in a load-balancer VM (root only): scaling down drains through it."""
 REGISTRY_PORT = 5000
 """Where the registry listens inside its container or VM."""
+MIN_SLOTS = 10
+"""Server slots a tier's HAProxy keeps at least (DNS-discovered containers, VM addresses):
+scaling within them changes nothing on the load balancer."""
 LB_VM_MEMORY_MIB = 512
 """Memory of a tier's load-balancer VM."""
 REGISTRY_VM_MEMORY_MIB = 1024

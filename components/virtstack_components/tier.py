@@ -14,8 +14,6 @@ from virtstack_components.errors import ComponentError
 from virtstack_components.templating import render
 
 DOCKER_DNS = "127.0.0.11:53"
-MIN_SLOTS = 10
-"""Server slots HAProxy keeps for DNS-discovered replicas; scaling within them needs no reload."""
 UPSTREAM_ENV = "VIRTSTACK_UPSTREAM"
 """Replicas learn where to send traffic (their upstream tier's load balancer) from this."""
 
@@ -146,12 +144,13 @@ def haproxy_config(
         return render(
             "haproxy/static.cfg.j2",
             servers=[{"name": n, "address": a} for n, a in servers],
+            admin_socket=names.ADMIN_SOCKET,
             **common,
         )
     return render(
         "haproxy/dns.cfg.j2",
         alias=dns_name or names.replica_alias(name),
-        slots=max(MIN_SLOTS, tier.max_replicas),
+        slots=max(names.MIN_SLOTS, tier.max_replicas),
         resolver=DOCKER_DNS,
         **common,
     )

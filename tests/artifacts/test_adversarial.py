@@ -23,6 +23,7 @@ import jinja2
 import pytest
 import yaml
 from virtstack_components.cloudinit import user_data
+from virtstack_components.libvirt.firewall import rules
 from virtstack_components.probes import health_test
 from virtstack_components.tier import HealthCheck, TierArgs, haproxy_config
 
@@ -207,6 +208,7 @@ def service_document(spec: EnvironmentSpec, *, legacy: bool = False) -> str:
         env={**tier.env, "VIRTSTACK_TIER": SERVICE},
         secret_env={},
         data_path=tier.volume.path if tier.volume else None,
+        firewall=rules("192.0.2.1", [("192.0.2.16", tier.port)]),
     )
 
 

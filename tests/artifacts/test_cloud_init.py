@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 from virtstack_components.cloudinit import user_data
+from virtstack_components.libvirt.addresses import plan_network
+from virtstack_components.libvirt.firewall import TierAccess, lb_rules, replica_rules
 from virtstack_components.libvirt.registry import registry_user_data
 from virtstack_components.registry import htpasswd_line
 
@@ -17,6 +19,18 @@ from virtstack import pki
 COMMON = {"user": "virtstack", "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5 a@b"]}
 # Made in memory only (persist=False): nothing is written for it.
 TLS = pki.registry_cert(Path("/nonexistent"), "lab", ["192.0.2.1"], persist=False)
+
+PLAN = plan_network("192.0.2.0/24", [10, 10], 0)
+WEB = TierAccess(
+    addresses=PLAN.tiers[0], gateway=PLAN.gateway, clients=[PLAN.gateway, "10.0.2.0/24"]
+)
+DB = TierAccess(addresses=PLAN.tiers[1], gateway=PLAN.gateway, clients=PLAN.tiers[0].slots)
+FIREWALLS = {
+    "web-lb": lb_rules(WEB),
+    "web-replica": replica_rules(WEB, 8080),
+    "db-lb": lb_rules(DB),
+    "db-replica": replica_rules(DB, 5432),
+}
 LB_CONFIG = next(c for c in shipped_haproxy_configs().values() if "\n    server " in c)
 
 DOCUMENTS = {
@@ -35,6 +49,7 @@ DOCUMENTS = {
         env={"VIRTSTACK_UPSTREAM": "http://192.0.2.1:80", "GREETING": 'say "hi"'},
         secret_env={"DB_PASSWORD": 'p4ss %n "w0rd"'},
         data_path=None,
+        firewall=FIREWALLS["web-replica"],
         **COMMON,
     ),
     "service-with-data": user_data(
@@ -45,6 +60,7 @@ DOCUMENTS = {
         env={},
         secret_env={},
         data_path="/data",
+        firewall=FIREWALLS["db-replica"],
         **COMMON,
     ),
     "lb": user_data(
@@ -53,6 +69,7 @@ DOCUMENTS = {
         haproxy_cfg=LB_CONFIG,
         publish_mac=None,
         publish_address="",
+        firewall=FIREWALLS["db-lb"],
         **COMMON,
     ),
     "lb-published": user_data(
@@ -61,6 +78,7 @@ DOCUMENTS = {
         haproxy_cfg=LB_CONFIG,
         publish_mac="02:00:76:73:00:01",
         publish_address="10.0.2.15/24",
+        firewall=FIREWALLS["web-lb"],
         **COMMON,
     ),
     "container-host": user_data(
@@ -98,16 +116,15 @@ DOCUMENTS = {
 }
 
 
+def consume(*argv: str | Path) -> subprocess.CompletedProcess[str]:
+    """A consumer's verdict: its exit code and output."""
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
 def schema_check(cloud_init: str, text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "user-data"
     path.write_text(text)
-    return subprocess.run(
-        [cloud_init, "schema", "--config-file", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return consume(cloud_init, "schema", "--config-file", path)
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTS))
@@ -144,3 +161,40 @@ def test_secret_env_values_stay_out_of_the_world_readable_unit() -> None:
     assert dropin["permissions"] == "0600"
     # systemd's own quoting: % doubled, the quotes escaped inside one quoted assignment.
     assert dropin["content"] == '[Service]\nEnvironment="DB_PASSWORD=p4ss %%n \\"w0rd\\""\n'
+
+
+def load(require, rules: Path, family: str) -> subprocess.CompletedProcess[str]:
+    """``rules`` loaded into netfilter (nf_tables backend, as in the guest) in a network
+    namespace of their own, as the VM's unit loads them, then read back."""
+    tool = require("iptables-restore" if family == "v4" else "ip6tables-restore")
+    save = tool.replace("-restore", "-save")
+    return consume(require("unshare"), "--net", "sh", "-c", '"$0" "$1" && "$2"', tool, rules, save)
+
+
+@pytest.mark.parametrize("name", sorted(FIREWALLS))
+def test_firewall_rules_load_into_a_fresh_network_namespace(name: str, require, tmp_path: Path):
+    loaded = {}
+    for family, text in FIREWALLS[name].items():
+        (tmp_path / family).write_text(text)
+        done = load(require, tmp_path / family, family)
+        assert done.returncode == 0, done.stderr
+        assert ":INPUT DROP" in done.stdout
+        assert ":OUTPUT ACCEPT" in done.stdout
+        loaded[family] = done.stdout
+    port = {"web-lb": 80, "db-lb": 80, "web-replica": 8080, "db-replica": 5432}[name]
+    allowed = [ln.split()[3] for ln in loaded["v4"].splitlines() if f"--dport {port} " in ln]
+    assert (
+        allowed
+        == {
+            "web-lb": ["192.0.2.1/32", "10.0.2.0/24"],
+            "web-replica": ["192.0.2.16/32"],
+            "db-lb": [f"192.0.2.{17 + i}/32" for i in range(10)],
+            "db-replica": ["192.0.2.32/32"],
+        }[name]
+    )
+
+
+def test_a_broken_rule_fails_to_load(require, tmp_path: Path):
+    """The check above can fail: a rule netfilter does not take."""
+    (tmp_path / "v4").write_text(FIREWALLS["db-lb"]["v4"].replace("--dport 80", "--dport x", 1))
+    assert load(require, tmp_path / "v4", "v4").returncode != 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from virtstack_components import names
 from virtstack_components.tier import HealthCheck, TierArgs, haproxy_config
 
 from tests.support import free_port, hit, stop, wait_until_serving
@@ -51,6 +52,8 @@ def replicas() -> Iterator[Replicas]:
 class Balancer:
     url: str
     stats: str
+    admin: Path
+    """HAProxy's runtime API socket."""
 
     def states(self) -> dict[str, str]:
         """Each server's state as HAProxy's own checks see it (UP, DOWN, ...)."""
@@ -72,12 +75,18 @@ def balancer(replicas: Replicas, require, tmp_path: Path) -> Iterator[Balancer]:
     # Listen on loopback only: the test talks to nothing else.
     config = config.replace(f"bind :{port}", f"bind 127.0.0.1:{port}")
     config = config.replace(f"bind :{stats}", f"bind 127.0.0.1:{stats}")
+    admin = tmp_path / "admin.sock"
+    config = config.replace(names.ADMIN_SOCKET, str(admin))
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
     process = subprocess.Popen([require("haproxy"), "-db", "-f", str(path)])
     try:
         wait_until_serving(f"http://127.0.0.1:{stats}/healthz")
-        yield Balancer(url=f"http://127.0.0.1:{port}/", stats=f"http://127.0.0.1:{stats}/stats;csv")
+        yield Balancer(
+            url=f"http://127.0.0.1:{port}/",
+            stats=f"http://127.0.0.1:{stats}/stats;csv",
+            admin=admin,
+        )
     finally:
         stop(process)
 
@@ -98,3 +107,30 @@ def test_traffic_reaches_every_replica_and_survives_a_killed_one(
     seen, failed = hit(balancer.url, 150)
     assert failed == 0
     assert set(seen) == {"replica-0", "replica-2"}
+
+
+def rotate(balancer: Balancer, state: str, *servers: str) -> subprocess.CompletedProcess[str]:
+    """The script scaling runs inside a load-balancer VM, as it runs it (``python3 -c``)."""
+    script = (PROJECT / "virtstack" / "engines" / "haproxy_rotation.py").read_text()
+    backend = names.backend_name("test-web")
+    argv = [sys.executable, "-c", script, str(balancer.admin), backend, state, *servers]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_a_drained_replica_leaves_rotation_until_it_is_made_ready(
+    replicas: Replicas, balancer: Balancer
+):
+    assert balancer.states() == dict.fromkeys(ADDRESSES, "UP")
+    drained = rotate(balancer, "maint", "replica-1")
+    assert drained.returncode == 0, drained.stderr
+    assert balancer.states()["replica-1"] == "MAINT"
+    seen, failed = hit(balancer.url, 60)
+    assert failed == 0
+    assert set(seen) == {"replica-0", "replica-2"}
+    assert rotate(balancer, "ready", "replica-1").returncode == 0
+    time.sleep(HEALTH.interval * 2 + 1)  # rise 2
+    assert balancer.states()["replica-1"] == "UP"
+    # A server HAProxy does not list is refused, naming it.
+    unknown = rotate(balancer, "maint", "replica-9")
+    assert unknown.returncode != 0
+    assert "replica-9" in unknown.stderr

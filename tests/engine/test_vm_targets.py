@@ -1,7 +1,7 @@
-"""The VM targets for real: web -> db on hostos, on this machine's libvirtd (TCG).
+"""The VM targets for real: web -> app -> db on hostos, on this machine's libvirtd (TCG).
 
-One environment is shared by the module: web (two VMs) -> db (one VM, on a data disk),
-each tier behind an HAProxy VM, web published on a loopback port of this host.
+One environment is shared by the module: web (two VMs) -> app (one VM) -> db (one VM, on a
+data disk), each tier behind an HAProxy VM, web published on a loopback port of this host.
 Everything is checked from outside the guests: HTTP through the published port, ``virtstack
 ssh`` into every VM, the QEMU guest agent. hostos and hypervisor deploy through the same
 code (vm_target); the hypervisor differs in its default domain type (kvm, which this
@@ -20,6 +20,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ import pytest
 import yaml
 from cryptography import x509
 from typer.testing import Result
+from virtstack_components.libvirt.addresses import NetworkPlan
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
@@ -42,6 +44,7 @@ from virtstack.images import guest_image_dir
 from virtstack.runner import PulumiRunner
 from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
+from virtstack.targets import addressing
 
 pytestmark = pytest.mark.engine
 
@@ -85,12 +88,13 @@ def tier(name: str, replicas: int, upstream: str | None = None) -> dict[str, obj
 
 
 def dev_on_vms(port: int) -> dict[str, object]:
-    """web -> db of the dev shape as a hostos environment on a network of its own.
+    """web -> app -> db of the dev shape as a hostos environment on a network of its own.
 
-    Without dev's registry and app tier: each tier waits for its upstream's load balancer
-    to have an address, and under this machine's load a level costs minutes.
+    Without dev's registry. Every VM's address is planned before it boots, so the tiers'
+    VMs are made side by side.
     """
-    web = tier("web", 2, "db") | {"publish": port}
+    web = tier("web", 2, "app") | {"publish": port}
+    app = tier("app", 1, "db")
     db = tier("db", 1) | {
         "stateful": True,
         "volume": {"name": "db-data", "path": "/data", "size_gib": 1},
@@ -100,7 +104,7 @@ def dev_on_vms(port: int) -> dict[str, object]:
         "virtstack:engine": {"uri": "qemu:///system"},
         "virtstack:networks": [{"name": "net", "cidr": free_subnet()}],
         "virtstack:registry": {"enabled": True, "size_gib": 1},
-        "virtstack:tiers": [web, db],
+        "virtstack:tiers": [web, app, db],
     }
 
 
@@ -115,6 +119,10 @@ class VmEnv:
 
     def set(self, path: str, value: object) -> None:
         set_key(self.project, self.name, path, value)
+
+    def plan(self) -> NetworkPlan:
+        """The addresses planned for the environment's VMs."""
+        return addressing.plans(parse_spec(read_config(self.project, self.name)))[0]["net"]
 
     def domains(self) -> list[str]:
         names = virsh("list", "--all", "--name").stdout.split()
@@ -163,7 +171,7 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
 
 def test_up_returns_when_cloud_init_is_done_and_ssh_reaches_every_vm(vm_env: VmEnv) -> None:
     n = vm_env.name
-    vms = ["registry", "web-0", "web-1", "web-lb", "db-0", "db-lb"]
+    vms = ["registry", "web-0", "web-1", "web-lb", "app-0", "app-lb", "db-0", "db-lb"]
     assert vm_env.domains() == sorted(f"{n}-{vm}" for vm in vms)
     for domain in vm_env.domains():
         done = vm_env.ssh(domain, "cloud-init", "status")
@@ -184,7 +192,31 @@ def test_the_published_port_reaches_both_web_vms_and_each_answer_went_on_to_db(
     chains = collections.Counter(tuple(ln.split()[1] for ln in a.splitlines()) for a in answers)  # type: ignore[union-attr]
     webs = {chain[0] for chain in chains}
     assert webs == {f"{n}-web-0", f"{n}-web-1"}, chains
-    assert {chain[1:] for chain in chains} == {(f"{n}-db-0",)}, chains
+    assert {chain[1:] for chain in chains} == {(f"{n}-app-0", f"{n}-db-0")}, chains
+
+
+def test_a_web_vm_reaches_the_app_lb_and_nothing_of_db(vm_env: VmEnv) -> None:
+    """Each tier accepts traffic only from the tier in front of it: from inside a web VM,
+    app's load balancer answers (and through it db), app's replica and all of db do not."""
+    n, plan = vm_env.name, vm_env.plan()
+    web, app, db = plan.tiers
+    # Each VM has its planned address: the DHCP reservation made before it booted.
+    for name, address in [("web-0", web.slots[0]), ("app-lb", app.lb), ("db-0", db.slots[0])]:
+        shown = run_in(f"{n}-{name}", "ip -4 -o addr show scope global").stdout
+        assert f" {address}/" in shown, f"{name}: {shown}"
+
+    def get(url: str) -> str:
+        # timeout(1), not wget's -T: the guest's busybox wget segfaults with -T.
+        done = run_in(f"{n}-web-0", f"timeout 5 busybox wget -q -O - {url} || echo unreachable")
+        return done.stdout.strip()
+
+    assert get(f"http://{app.lb}:80/").split() == [f"{n}-app", f"{n}-app-0", f"{n}-db", f"{n}-db-0"]
+    for url in (
+        f"http://{app.slots[0]}:8080/",
+        f"http://{db.lb}:80/",
+        f"http://{db.slots[0]}:8080/",
+    ):
+        assert get(url) == "unreachable", url
 
 
 def test_logs_merge_the_web_vms_journals_with_every_request_prefixed(vm_env: VmEnv) -> None:
@@ -209,7 +241,7 @@ def test_status_shows_every_vm_replica_as_its_lb_sees_it_with_restarts_and_since
     n = vm_env.name
     found = json.loads(vm_env.run("status", n, "--json"))
     replicas = {r["replica"]: r for r in found["replicas"]}
-    assert sorted(replicas) == [f"{n}-db-0", f"{n}-web-0", f"{n}-web-1"]
+    assert sorted(replicas) == [f"{n}-app-0", f"{n}-db-0", f"{n}-web-0", f"{n}-web-1"]
     now = datetime.now(UTC)
     for name, replica in replicas.items():
         assert replica["tier"] == name.removeprefix(f"{n}-").rpartition("-")[0]
@@ -264,6 +296,45 @@ def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
     assert {k: v for k, v in plan["counts"].items() if k != "same" and v} == {}, changes
 
 
+def test_scaling_web_2_3_2_leaves_the_lb_vm_alone_and_no_request_fails(vm_env: VmEnv) -> None:
+    """The web LB lists every slot: the third replica joins and leaves through its health
+    check, while a client keeps sending requests through the published port."""
+    n, lb, third = vm_env.name, f"{vm_env.name}-web-lb", f"{vm_env.name}-web-2"
+    uuid = virsh("domuuid", lb).stdout.strip()
+    served: collections.Counter[str] = collections.Counter()
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            answer = vm_env.get()
+            whole = answer is not None and len(answer.split()) == 6  # web, app and db lines
+            served[answer.split()[1] if answer and whole else "failed"] += 1
+
+    thread = threading.Thread(target=client, daemon=True)
+    thread.start()
+    try:
+        vm_env.run("scale", n, "web", "3")
+        deadline = time.monotonic() + 60
+        while not served[third] and time.monotonic() < deadline:
+            time.sleep(1)
+        by_third = served[third]
+        vm_env.run("scale", n, "web", "2")
+        time.sleep(5)  # requests after the third replica is gone
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    total = sum(served.values())
+    print(f"\nscaling web 2 -> 3 -> 2: {served['failed']} of {total} requests failed ({served})")
+    assert virsh("domuuid", lb).stdout.strip() == uuid
+    assert by_third > 0, served
+    assert served["failed"] == 0, served
+    assert third not in vm_env.domains()
+    found = json.loads(vm_env.run("status", n, "--json"))
+    [web] = [t for t in found["health"] if t["tier"] == "web"]
+    assert sorted(s["name"] for s in web["servers"]) == [f"{n}-web-0", f"{n}-web-1"]
+    assert third not in {r["replica"] for r in found["replicas"]}
+
+
 def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:
     web = f"{vm_env.name}-web-0"
     unit = f"virtstack-{vm_env.name}-web.service"
@@ -293,13 +364,22 @@ def test_the_db_data_disk_keeps_its_marker_when_the_db_vm_is_replaced(vm_env: Vm
     wrote = run_in(db, f"echo {marker} > /data/marker && sync && cat /data/marker")
     assert wrote.stdout.strip() == marker
     uuid_before = virsh("domuuid", db).stdout.strip()
-    vm_env.set("tiers[1].env", {"GREETING": "hello"})
+    vm_env.set("tiers[2].env", {"GREETING": "hello"})
     out = vm_env.run("up", vm_env.name, "--yes")
     assert "replaced" in out
     assert virsh("domuuid", db).stdout.strip() != uuid_before
     # up returned: cloud-init is done in the new VM, the disk is mounted again.
     assert run_in(db, "cat /data/marker").stdout.strip() == marker
     assert "GREETING=hello" in run_in(db, "systemctl show -p Environment 'virtstack-*'").stdout
+    # The replacement got the same reserved address, so db's load balancer finds it.
+    address = vm_env.plan().tiers[2].slots[0]
+    assert f" {address}/" in run_in(db, "ip -4 -o addr show scope global").stdout
+    deadline, answer = time.monotonic() + 60, None
+    while time.monotonic() < deadline and not (answer and answer.split()[-1] == db):
+        answer = vm_env.get()
+        time.sleep(1)
+    assert answer is not None
+    assert answer.split()[-1] == db, answer
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,19 @@ def test_scale_writes_only_the_replica_count_then_runs_up(project: Path) -> None
     assert runner.ops() == ["set_secret", "up", "outputs"]
 
 
+def test_scale_down_drains_the_removed_replicas_around_the_deploy(project: Path) -> None:
+    adapter = FakeAdapter()
+    services = make_services(FakeRunner(stack_outputs=outputs()), adapter=adapter)
+    assert invoke(project, services, "scale", "dev", "app", "5").exit_code == 0
+    assert [c for c in adapter.calls if c[0] == "rotate"] == []  # scaling up: nothing to drain
+    assert invoke(project, services, "scale", "dev", "app", "3").exit_code == 0
+    removed = ["dev-app-3", "dev-app-4"]
+    assert [c[3:] for c in adapter.calls if c[0] == "rotate"] == [
+        ("app", removed, False),
+        ("app", removed, True),
+    ]
+
+
 @pytest.mark.parametrize("replicas", ["1", "7"])
 def test_scale_outside_min_max_names_the_key(project: Path, replicas: str) -> None:
     before = (project / "stacks" / "Pulumi.dev.yaml").read_text()

@@ -69,6 +69,15 @@ def test_every_tier_is_asked_through_the_adapter() -> None:
     ]
 
 
+def test_a_vm_tier_shows_its_declared_replicas_and_counts_the_other_slots_empty() -> None:
+    dev = spec_of("dev")
+    # web with one replica: its HAProxy lists slots dev-web-0 and dev-web-1.
+    spec = dev.model_copy(update={"tiers": [dev.tiers[0].model_copy(update={"replicas": 1})]})
+    [web, *_] = health.lb_health(StatsAdapter({"web": STATIC}), spec, "dev", "u", {})  # type: ignore[arg-type]
+    assert [s.name for s in web.servers] == ["dev-web-0"]
+    assert web.unused_slots == 1
+
+
 def test_an_unreadable_lb_is_reported_not_raised() -> None:
     adapter = StatsAdapter({"app": STATIC})
     tiers = health.lb_health(adapter, spec_of("dev"), "dev", "unix:///d.sock", {})  # type: ignore[arg-type]

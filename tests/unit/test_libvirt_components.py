@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import tempfile
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 from virtstack_components.cloudinit import content_hash, user_data
+from virtstack_components.libvirt.addresses import plan_network
 from virtstack_components.libvirt.container_host import ContainerHost, ContainerHostArgs
+from virtstack_components.libvirt.firewall import TierAccess
 from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestImage
 from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
 from virtstack_components.libvirt.placement import GuestImageIds, LibvirtHost, LibvirtPlacement
@@ -24,7 +27,7 @@ from virtstack_components.registry import Credentials, ServerTls
 from virtstack_components.stack import ServiceStack, ServiceStackArgs, StackTier
 from virtstack_components.tier import DataVolume, Publish, TierArgs
 
-from tests.unit.conftest import mock_address, seed_file
+from tests.unit.conftest import seed_file
 from virtstack.errors import ComponentError
 
 HOST = LibvirtHost(namespace="lab", domain_type="qemu")
@@ -281,6 +284,21 @@ def xsltproc(xslt: str, xml: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
+def planned(*tiers: str, slots: int = 10) -> LibvirtPlacement:
+    """PLACEMENT with addresses planned on 192.168.151.0/24 for ``tiers`` (front first,
+    each feeding the next)."""
+    plan = plan_network("192.168.151.0/24", [slots] * len(tiers), 0)
+    access = {
+        f"lab-{t}": TierAccess(
+            addresses=plan.tiers[i],
+            gateway=plan.gateway,
+            clients=list(plan.tiers[i - 1].slots) if i else [plan.gateway, "10.0.2.0/24"],
+        )
+        for i, t in enumerate(tiers)
+    }
+    return dataclasses.replace(PLACEMENT, tier_access=access)
+
+
 def test_service_stack_on_vms_puts_haproxy_on_its_own_vm(run):
     tiers = [
         StackTier(
@@ -300,24 +318,81 @@ def test_service_stack_on_vms_puts_haproxy_on_its_own_vm(run):
     ]
 
     def program():
-        ServiceStack("lab", ServiceStackArgs(placement=PLACEMENT, tiers=tiers))
+        ServiceStack("lab", ServiceStackArgs(placement=planned("web", "db"), tiers=tiers))
 
     d = run(program)
     domains = sorted(r.inputs["name"] for r in d.of_type(DOMAIN))
     assert domains == ["lab-db-0", "lab-db-lb", "lab-web-0", "lab-web-1", "lab-web-lb"]
+    # Each VM's address is planned and reserved for its MAC before it boots.
+    nics = {r.inputs["name"]: r.inputs["networkInterfaces"][0] for r in d.of_type(DOMAIN)}
+    assert {name: nic["addresses"] for name, nic in nics.items()} == {
+        "lab-web-lb": ["192.168.151.16"],
+        "lab-web-0": ["192.168.151.17"],
+        "lab-web-1": ["192.168.151.18"],
+        "lab-db-lb": ["192.168.151.32"],
+        "lab-db-0": ["192.168.151.33"],
+    }
     lb = cloud_config(d.named("lab-web-lb-seed"))
     cfg = next(f for f in lb["write_files"] if f["path"] == "/etc/haproxy/haproxy.cfg")["content"]
-    assert f"server lab-web-0 {mock_address('lab-web-0')}:8080 check" in cfg
-    assert f"server lab-web-1 {mock_address('lab-web-1')}:8080 check" in cfg
+    # Every slot is listed, made or not: scaling within them leaves the LB VM alone.
+    listed = [ln.split()[1:3] for ln in cfg.splitlines() if ln.strip().startswith("server ")]
+    assert listed == [[f"lab-web-{i}", f"192.168.151.{17 + i}:8080"] for i in range(10)]
     web = cloud_config(d.named("lab-web-replica-0-seed"))
     unit = next(f for f in web["write_files"] if f["path"].endswith("virtstack-lab-web.service"))
     assert "ExecStart=busybox httpd -f -p 8080" in unit["content"]
-    assert (
-        f'Environment="VIRTSTACK_UPSTREAM=http://{mock_address("lab-db-lb")}:80"' in unit["content"]
-    )
+    assert 'Environment="VIRTSTACK_UPSTREAM=http://192.168.151.32:80"' in unit["content"]
     db = cloud_config(d.named("lab-db-replica-0-seed"))
     assert db["fs_setup"][0]["device"] == "/dev/vdb"
     assert d.named("lab-db-replica-0-data-lab_db-data_0").retain_on_delete
+
+
+def firewall_of(config: dict) -> list[str]:
+    """The service-port rules of a VM's IPv4 firewall (SSH and ping aside)."""
+    rules = next(f for f in config["write_files"] if f["path"] == "/etc/virtstack/firewall.v4")
+    lines = rules["content"].splitlines()
+    return [
+        ln
+        for ln in lines
+        if ln.startswith("-A INPUT -s") and "-p tcp --dport 22 " not in ln and "icmp" not in ln
+    ]
+
+
+def test_each_tier_vm_accepts_its_port_only_from_the_tier_in_front(run):
+    tiers = [
+        StackTier(
+            name="web", args=TierArgs(command=["w"], publish=Publish(port=8080)), upstream="db"
+        ),
+        StackTier(name="db", args=TierArgs(command=["d"], port=5432)),
+    ]
+    d = run(
+        lambda: ServiceStack(
+            "lab", ServiceStackArgs(placement=planned("web", "db", slots=2), tiers=tiers)
+        )
+    )
+    seeds = {name: cloud_config(d.named(f"{name}-seed")) for name in (
+        "lab-web-lb", "lab-web-replica-0", "lab-db-lb", "lab-db-replica-0")}  # fmt: skip
+    assert firewall_of(seeds["lab-web-lb"]) == [
+        "-A INPUT -s 192.168.151.1/32 -p tcp --dport 80 -j ACCEPT",
+        "-A INPUT -s 10.0.2.0/24 -p tcp --dport 80 -j ACCEPT",
+    ]
+    assert firewall_of(seeds["lab-web-replica-0"]) == [
+        "-A INPUT -s 192.168.151.16/32 -p tcp --dport 8080 -j ACCEPT"
+    ]
+    assert firewall_of(seeds["lab-db-lb"]) == [
+        "-A INPUT -s 192.168.151.17/32 -p tcp --dport 80 -j ACCEPT",
+        "-A INPUT -s 192.168.151.18/32 -p tcp --dport 80 -j ACCEPT",
+    ]
+    assert firewall_of(seeds["lab-db-replica-0"]) == [
+        "-A INPUT -s 192.168.151.32/32 -p tcp --dport 5432 -j ACCEPT"
+    ]
+    for seed in seeds.values():
+        assert ["systemctl", "enable", "--now", "virtstack-firewall.service"] in seed["runcmd"]
+
+
+def test_a_vm_tier_without_planned_addresses_is_refused(run):
+    tiers = [StackTier(name="web", args=TierArgs(command=["w"]))]
+    with pytest.raises(ComponentError, match="tier lab-web: no addresses planned"):
+        run(lambda: ServiceStack("lab", ServiceStackArgs(placement=PLACEMENT, tiers=tiers)))
 
 
 def test_vm_replicas_need_a_command(run):

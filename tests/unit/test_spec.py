@@ -202,6 +202,27 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "virtstack:networks: VM targets need at least one network",
     ),
     (
+        "VM network too small for its tiers",
+        spec(
+            target="hostos",
+            networks=[{"name": "lab", "cidr": "192.168.151.0/27"}],
+            tiers=[{**t, "command": ["serve"]} for t in (WEB, APP, DB)],
+        ),
+        "virtstack:networks[0].cidr: too small: 192.168.151.0/27 has 32 addresses; its 3 "
+        "tier(s) (16 addresses each, the first block kept for the gateway) and 0 other VM(s) "
+        "need 65 (a /25 or larger)",
+    ),
+    (
+        "VM network too small for its plain VMs",
+        spec(
+            target="hostos",
+            networks=[{"name": "lab", "cidr": "192.168.151.0/29"}],
+            tiers=[],
+            vms=[{"name": "tools", "count": 6}],
+        ),
+        "virtstack:networks[0].cidr: too small: 192.168.151.0/29 has 8 addresses",
+    ),
+    (
         "memory below the minimum",
         spec(target="hostos", tiers=[], vms=[{"name": "tools", "memory": 64}]),
         "virtstack:vms[0].memory:",

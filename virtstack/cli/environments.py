@@ -360,7 +360,8 @@ def _scale(services: Services, ref: StackRef, tier: str, replicas: int) -> None:
     from virtstack import workflows
 
     change, session = workflows.scale(ref, services, tier, replicas)
-    _deploy(session)
+    with workflows.drained(session, tier, change.old, replicas):
+        _deploy(session)
     change.write()
     new_console().print(f"{change.key}: {change.old} → {replicas} in {change.path}")
 

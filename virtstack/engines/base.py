@@ -206,6 +206,11 @@ class EngineAdapter(Protocol):
         """HAProxy's stats CSV of tier ``tier``'s load balancer, read on the engine."""
         ...
 
+    def rotate(self, env: str, uri: str, tier: str, replicas: list[str], *, serve: bool) -> None:
+        """Put replicas of tier ``tier`` in (``serve``) or out of their load balancer's
+        rotation; out, once their requests are done. Before a scale-down removes them."""
+        ...
+
     def log_sources(
         self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
     ) -> dict[str, list[str]]:

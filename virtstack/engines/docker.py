@@ -324,6 +324,9 @@ class DockerAdapter:
         argv = hostcmd.docker_argv(uri, "exec", lb, "busybox", "wget", "-q", "-O-", url)
         return hostcmd.run(argv, uri=uri)
 
+    def rotate(self, env: str, uri: str, tier: str, replicas: list[str], *, serve: bool) -> None:
+        """Nothing: Docker stops a container with a signal its service may finish on."""
+
     def log_sources(
         self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
     ) -> dict[str, list[str]]:

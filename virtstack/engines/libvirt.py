@@ -378,6 +378,18 @@ class LibvirtAdapter:
             raise EngineCommandError(f"{uri}: {lb}: stats unreadable ({done.stderr.strip()})")
         return done.stdout
 
+    def rotate(self, env: str, uri: str, tier: str, replicas: list[str], *, serve: bool) -> None:
+        """Through HAProxy's runtime API in the load-balancer VM (guest agent): a replica VM
+        goes by a hard power-off, so its requests would hang until HAProxy's timeout."""
+        full = names.tier_name(env, tier)
+        lb, state = names.lb_name(full), "ready" if serve else "maint"
+        script = (Path(__file__).parent / "haproxy_rotation.py").read_text()
+        backend = names.backend_name(full)
+        argv = ["/usr/bin/python3", "-c", script, names.ADMIN_SOCKET, backend, state, *replicas]
+        done = guestagent.run(uri, lb, argv)
+        if done.exitcode != 0:
+            raise EngineCommandError(f"{uri}: {lb}: {state} {replicas}: {done.stderr.strip()}")
+
     def log_sources(
         self, env: str, uri: str, replicas: list[str], *, follow: bool, since: str | None
     ) -> dict[str, list[str]]:

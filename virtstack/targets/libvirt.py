@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir
 from virtstack.spec import EnvironmentSpec, key
+from virtstack.targets import addressing
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
 if TYPE_CHECKING:
@@ -33,7 +35,8 @@ def vm_problems(spec: EnvironmentSpec) -> list[str]:
         problems.append(
             f"{key('tiers')}: on VM targets all tiers share one network, got {sorted(tier_nets)}"
         )
-    return problems
+        return problems
+    return [*problems, *addressing.plans(spec)[1]]
 
 
 def vm_checks(spec: EnvironmentSpec, uri: str) -> list[str]:
@@ -86,7 +89,7 @@ def deploy_vms(
     from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
     from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
     from virtstack_components.libvirt.tier import VmTier
-    from virtstack_components.libvirt.vm import VirtualMachine, VirtualMachineArgs
+    from virtstack_components.libvirt.vm import PUBLISH_ADDRESS, VirtualMachine, VirtualMachineArgs
     from virtstack_components.stack import ServiceStack, ServiceStackArgs
 
     from virtstack.targets.convert import (
@@ -98,7 +101,8 @@ def deploy_vms(
         stack_tiers,
     )
 
-    problems = check_guest_image(spec)
+    plans, too_small = addressing.plans(spec)
+    problems = [*check_guest_image(spec), *too_small]
     if problems:
         raise SpecError(problems)
     uri = target.uri(spec)
@@ -162,6 +166,19 @@ def deploy_vms(
         if vm.image is not None
     }
 
+    tiers_on = (spec.tiers[0].network or spec.networks[0].name) if spec.tiers else None
+    access = (
+        addressing.tier_access(
+            spec, ctx.env, plans[tiers_on], str(ipaddress.IPv4Interface(PUBLISH_ADDRESS).network)
+        )
+        if tiers_on
+        else {}
+    )
+
+    def address(network: str | None, other: addressing.Other) -> str:
+        name = network or spec.networks[0].name
+        return addressing.address_of(spec, plans[name], name, other)
+
     def on(network: str | None) -> LibvirtPlacement:
         net = networks[network or spec.networks[0].name]
         return LibvirtPlacement(
@@ -178,6 +195,7 @@ def deploy_vms(
             ssh_authorized_keys=sshkeys.authorized(login.public, spec.ssh_authorized_keys, []),
             seed_provider=seed_provider,
             seed_dir=str(ctx.project / ".virtstack" / "seeds" / ctx.env),
+            tier_access=access,
         )
 
     outputs: dict[str, object] = {"target": target.name, "engine": uri}
@@ -186,9 +204,9 @@ def deploy_vms(
     machines: list[pulumi.Input[dict[str, str]]] = []
     if spec.registry.enabled:
         reg = spec.registry
-        # Fixed before it boots: its certificate names it.
-        address = registry_address(spec)
-        tls = server_tls(spec, ctx, address)
+        # Planned before it boots: its certificate names it.
+        reg_address = address(None, ("registry", "registry", 0))
+        tls = server_tls(spec, ctx, reg_address)
         registry = VmRegistry(
             f"{ctx.env}-registry",
             VmRegistryArgs(
@@ -197,7 +215,7 @@ def deploy_vms(
                 size_gib=reg.size_gib,
                 credentials=credentials(spec, ctx),
                 ssh_authorized_keys=reg.ssh_authorized_keys,
-                address=address,
+                address=reg_address,
                 tls=tls,
             ),
         )
@@ -233,6 +251,7 @@ def deploy_vms(
                     cpus=vm.cpus,
                     memory_mib=vm.memory,
                     disk_gib=vm.disk,
+                    address=address(vm.network, ("vms", vm.name, i)),
                 ),
             )
             vms[name] = machine.address
@@ -254,6 +273,7 @@ def deploy_vms(
                     registries=trusted,
                     registry_ca=registry_ca,
                     identity=str(login.identity) if login.identity else None,
+                    address=address(spec_host.network, ("container_hosts", spec_host.name, i)),
                 ),
             )
             hosts[name] = ch.engine
@@ -262,12 +282,6 @@ def deploy_vms(
         lambda parts: {k: v for p in parts for k, v in p.items()}
     )
     return outputs | {"vms": vms, "container_hosts": hosts, "machines": every}
-
-
-def registry_address(spec: EnvironmentSpec) -> str:
-    """The registry VM's address: the last host address of the first network (the
-    network's DHCP server reserves it for the registry VM)."""
-    return str(spec.networks[0].cidr[-2])
 
 
 def _named(name: str, address: pulumi.Output[str]) -> pulumi.Output[dict[str, str]]:

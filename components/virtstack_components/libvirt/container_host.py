@@ -28,6 +28,8 @@ class ContainerHostArgs:
     """The CA certificate (PEM) the registries' certificates chain to."""
     identity: str | None = None
     """Path of the private key that logs in as ``ssh_user`` (published with the URI)."""
+    address: str | None = None
+    """The VM's planned address on its network (None: from DHCP)."""
 
 
 class ContainerHost(pulumi.ComponentResource):
@@ -68,6 +70,7 @@ class ContainerHost(pulumi.ComponentResource):
                 cpus=args.cpus,
                 memory_mib=args.memory_mib,
                 disk_gib=args.disk_gib,
+                address=args.address,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )

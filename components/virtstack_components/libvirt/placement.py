@@ -13,6 +13,7 @@ import pulumi
 from virtstack_components import names
 
 if TYPE_CHECKING:
+    from virtstack_components.libvirt.firewall import TierAccess
     from virtstack_components.stack import StackTier
     from virtstack_components.tier import Tier, TierArgs
 
@@ -73,6 +74,8 @@ class LibvirtPlacement(LibvirtHost):
     waits to hand a reply to its caller. A packet that arrives for a stream its caller has
     already left (as the end of that read can) blocks it for good, and with it every call
     on the connection. Plain uploads end with the server's last word, so none is late."""
+    tier_access: Mapping[str, TierAccess] = field(default_factory=dict)
+    """Each tier's addresses and clients, by the tier's component name."""
     seed_provider: pulumi.ProviderResource | None = None
     """Where seeds are uploaded: a libvirt connection of their own (None: the placement's
     provider), so a stuck upload, should one ever stick, holds up no other call."""

@@ -28,7 +28,7 @@ class VmRegistryArgs:
     ssh_authorized_keys: Sequence[str] = ()
     """Keys the registry VM accepts besides its placement's."""
     address: str | None = None
-    """Its fixed address on the network (what ``tls`` names); DHCP's choice when None."""
+    """Its planned address on the network (what ``tls`` names); DHCP's choice when None."""
     tls: ServerTls | None = None
     """Serve HTTPS only, with this certificate; None serves plain HTTP."""
 

@@ -11,6 +11,7 @@ from virtstack_components import names
 from virtstack_components.cloudinit import user_data
 from virtstack_components.compat import renamed_from
 from virtstack_components.errors import ComponentError
+from virtstack_components.libvirt.firewall import lb_rules, replica_rules
 from virtstack_components.libvirt.placement import LibvirtPlacement
 from virtstack_components.libvirt.vm import (
     PUBLISH_ADDRESS,
@@ -29,7 +30,11 @@ class VmTierArgs:
 
 
 class VmTier(pulumi.ComponentResource):
-    """N replica VMs listed by address in the HAProxy config of a load-balancer VM."""
+    """N replica VMs behind a load-balancer VM, each on its planned address.
+
+    HAProxy lists every replica slot of the tier, made or not: scaling within the slots
+    leaves the load-balancer VM as it is (an empty slot fails its health check).
+    """
 
     endpoint: pulumi.Output[str]
     """``address:port`` of the load-balancer VM."""
@@ -52,6 +57,12 @@ class VmTier(pulumi.ComponentResource):
         p, t = args.placement, args.tier
         if t.command is None:
             raise ComponentError(f"tier {name}: VM replicas need a command to run")
+        access = p.tier_access.get(name)
+        if access is None:
+            raise ComponentError(f"tier {name}: no addresses planned for it on its network")
+        slots = access.addresses.slots
+        if t.replicas > len(slots):
+            raise ComponentError(f"tier {name}: {t.replicas} replicas, {len(slots)} slots")
         self.replica_names = [names.replica_name(name, i) for i in range(t.replicas)]
         command = list(t.command)
         values = pulumi.Output.all(resolved(t.env), resolved(t.secret_env))
@@ -69,9 +80,9 @@ class VmTier(pulumi.ComponentResource):
                 env={**env, "VIRTSTACK_TIER": name},
                 secret_env=secret_env,
                 data_path=t.volume.path if t.volume else None,
+                firewall=replica_rules(access, t.port),
             )
 
-        addresses = []
         for i, replica in enumerate(self.replica_names):
             disks = (
                 [
@@ -83,7 +94,7 @@ class VmTier(pulumi.ComponentResource):
                 if t.volume
                 else []
             )
-            vm = VirtualMachine(
+            VirtualMachine(
                 f"{name}-replica-{i}",
                 VirtualMachineArgs(
                     placement=p,
@@ -92,41 +103,37 @@ class VmTier(pulumi.ComponentResource):
                     cpus=t.cpus,
                     memory_mib=t.memory_mib,
                     data_disks=disks,
+                    address=slots[i],
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            addresses.append(vm.address)
-        config = pulumi.Output.all(*addresses).apply(
-            lambda found: haproxy_config(
-                name, t, servers=list(zip(self.replica_names, found, strict=True))
-            )
-        )
+        servers = [(names.replica_name(name, i), a) for i, a in enumerate(slots)]
         lb = names.lb_name(name)
-        lb_vm = VirtualMachine(
+        VirtualMachine(
             lb,
             VirtualMachineArgs(
                 placement=p,
-                user_data=config.apply(
-                    lambda cfg: user_data(
-                        "lb",
-                        hostname=lb,
-                        user="virtstack",
-                        ssh_authorized_keys=keys,
-                        haproxy_cfg=cfg,
-                        publish_mac=PUBLISH_MAC if t.publish else None,
-                        publish_address=PUBLISH_ADDRESS,
-                    )
+                user_data=user_data(
+                    "lb",
+                    hostname=lb,
+                    user="virtstack",
+                    ssh_authorized_keys=keys,
+                    haproxy_cfg=haproxy_config(name, t, servers=servers),
+                    publish_mac=PUBLISH_MAC if t.publish else None,
+                    publish_address=PUBLISH_ADDRESS,
+                    firewall=lb_rules(access),
                 ),
                 memory_mib=names.LB_VM_MEMORY_MIB,
                 publish=t.publish,
                 guest_port=names.LB_PORT,
+                address=access.addresses.lb,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.endpoint = lb_vm.address.apply(lambda a: f"{a}:{names.LB_PORT}")
+        self.endpoint = pulumi.Output.from_input(f"{access.addresses.lb}:{names.LB_PORT}")
         self.url = published_url(t.publish)
-        self.machines = pulumi.Output.all(*addresses, lb_vm.address).apply(
-            lambda found: dict(zip([*self.replica_names, lb], found, strict=True))
+        self.machines = pulumi.Output.from_input(
+            {**dict(zip(self.replica_names, slots, strict=False)), lb: access.addresses.lb}
         )
         self.register_outputs(
             {

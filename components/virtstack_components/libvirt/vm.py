@@ -79,14 +79,14 @@ class VirtualMachineArgs:
     data_disks: Sequence[DataDisk] = ()
     hostname: str | None = None
     """Domain and host name; the component's name when unset."""
-    address: str | None = None
-    """A fixed address on its network (the network's DHCP server reserves it for the VM's
-    MAC), for a VM whose address must be known before it boots; else whatever DHCP gives."""
     publish: Publish | None = None
     """Forward this host address and port to ``guest_port`` (QEMU user-mode networking,
     so the libvirt host itself listens, local or remote); the guest must configure the
     NIC with MAC ``PUBLISH_MAC`` as ``PUBLISH_ADDRESS``."""
     guest_port: int = 80
+    address: str | None = None
+    """The VM's IPv4 address on its network, reserved for its MAC before it boots (see
+    addresses.py); None: whatever the network's DHCP hands out."""
 
 
 def kernel_args(cmdline: str) -> list[dict[str, str]]:
@@ -125,7 +125,12 @@ class VirtualMachine(pulumi.ComponentResource):
         )
         p = args.placement
         host = args.hostname or name
-        digest = pulumi.Output.from_input(args.user_data).apply(content_hash)
+        # The address is part of what the seed is named by: a VM moved to another
+        # address is a new VM (the provider reads no reservation back to compare).
+        placed = f"\n# address: {args.address}" if args.address else ""
+        digest = pulumi.Output.from_input(args.user_data).apply(
+            lambda text: content_hash(text + placed)
+        )
         root = libvirt.Volume(
             f"{name}-root",
             # Named by the cloud-config's digest: new content means a fresh root disk.
@@ -189,6 +194,8 @@ class VirtualMachine(pulumi.ComponentResource):
                     network_id=p.network_id,
                     hostname=host,
                     mac=stable_mac(host),
+                    # With an address, the provider reserves it for the MAC in the
+                    # network's DHCP hosts before the VM starts.
                     addresses=[args.address] if args.address else None,
                     wait_for_lease=True,
                 )
@@ -206,17 +213,20 @@ class VirtualMachine(pulumi.ComponentResource):
             opts=p.opts(
                 self,
                 delete_before_replace=True,
+                # Read back from the guest agent, with IPv6 link-local addresses beside
+                # ours: never a change of its own (a new address renames the seed).
+                ignore_changes=["networkInterfaces[0].addresses"],
                 # Creation ends with the VM's DHCP lease: a boot under software emulation on
                 # a busy host outlasts the provider's 5 minutes.
                 custom_timeouts=pulumi.CustomTimeouts(create=DOMAIN_CREATE_TIMEOUT),
-                # The provider reads a fixed address back twice (the reservation and the
-                # lease): a change on every preview. A new address comes with new user
-                # data (its certificate names it), which replaces the VM anyway.
-                ignore_changes=["networkInterfaces[0].addresses"] if args.address else None,
             ),
         )
         self.domain_name = domain.name
-        self.address = domain.network_interfaces.apply(_first_address)
+        self.address = (
+            pulumi.Output.from_input(args.address)
+            if args.address
+            else domain.network_interfaces.apply(_first_address)
+        )
         self.register_outputs({"address": self.address, "domain_name": self.domain_name})
 
 
