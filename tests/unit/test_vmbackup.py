@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,10 +96,19 @@ class FakeVirsh:
         self.volumes[pool].remove(volume)
         return ""
 
+    def vol_clone(self, _pool: str, pool: str, volume: str, clone: str) -> str:
+        assert volume in self.volumes[pool]
+        assert clone not in self.volumes[pool]
+        self.volumes[pool].add(clone)
+        return ""
+
     def backup_begin(self, domain: str, _flag: str, xml_file: str) -> str:
         with open(xml_file) as xml:
             self.calls.append(xml.read())
         assert self.frozen, "the backup job started on a guest that was not frozen"
+        [target] = re.findall(r'file="([^"]+)"', self.calls[-1])
+        pool = next(p for p, d in self.dirs.items() if target.startswith(d + "/"))
+        self.volumes[pool].add(target.rpartition("/")[2])  # the job writes its target
         self.job = self.job or ["Unbounded", "None"]
         return ""
 
@@ -168,10 +178,17 @@ def test_begin_freezes_starts_the_job_thaws_then_waits_for_the_copy(virsh: FakeV
         "guest-fsfreeze-freeze", "backup-begin", "guest-fsfreeze-status", "guest-fsfreeze-thaw"
     ]  # fmt: skip
     assert order.count("domjobinfo") == 4  # three polls, then the completed job's verdict
-    assert order[-1] == "pool-refresh"
+    # The job's target is cloned into the scratch image (clusters in disk order), then goes.
+    assert virsh.calls[-4:-1] == [
+        "vol-clone --pool lab-data d.qcow2.backup.job d.qcow2.backup",
+        "pool-refresh lab-data",
+        "vol-list lab-data",
+    ]
+    assert virsh.calls[-1] == "vol-delete --pool lab-data d.qcow2.backup.job"
     [xml] = [c for c in virsh.calls if c.startswith("<")]
-    for part in ('mode="push"', 'name="vdb"', f'file="{DATA_DIR}/d.qcow2.backup"', 'type="qcow2"'):
+    for part in ('mode="push"', 'name="vdb"', f'file="{DATA_DIR}/d.qcow2.backup.job"'):
         assert part in xml
+    assert 'type="qcow2"' in xml
     assert not virsh.frozen
 
 
@@ -195,7 +212,7 @@ def test_release_after_a_killed_backup_stops_the_job_removes_the_scratch_and_tha
     virsh: FakeVirsh,
 ) -> None:
     virsh.frozen, virsh.job = True, ["Unbounded"]
-    virsh.volumes["lab-data"].add("lab_db-data_0.qcow2.backup")
+    virsh.volumes["lab-data"] |= {"lab_db-data_0.qcow2.backup", "lab_db-data_0.qcow2.backup.job"}
     vmbackup.release(URI, "lab-db-0", "lab-data", "lab_db-data_0.qcow2.backup")
     assert "domjobabort lab-db-0" in virsh.calls
     assert virsh.volumes["lab-data"] == {"lab_db-data_0.qcow2", "lab_db-data_1.qcow2"}

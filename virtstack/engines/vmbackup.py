@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 DISK_SUFFIX = ".qcow2"
 """Every disk is a qcow2 image, the format its name ends in."""
 SCRATCH_SUFFIX = ".backup"
-"""A backup job's scratch image: never a data disk (those end in ``.qcow2``)."""
+"""A backup's scratch image: never a data disk (those end in ``.qcow2``)."""
+JOB_SUFFIX = ".job"
+"""Appended to the scratch image's name: the backup job's own target, cloned into it."""
 JOB_TIMEOUT = 3600
 """Seconds one disk's backup job may take (a large disk under software emulation)."""
 MODULE = [sys.executable, "-m", "virtstack.engines.vmbackup"]
@@ -142,8 +144,10 @@ def _job_type(info: str) -> str:
 def begin(uri: str, domain: str, target: str, pool: str, scratch: str) -> None:
     """Copy disk ``target`` of running ``domain`` into ``scratch`` in ``pool``, with the
     guest's filesystems frozen while the job starts; return when the copy is complete."""
-    path = str(PurePosixPath(pool_dir(uri, pool)) / scratch)
-    _remove(uri, pool, scratch)  # a killed backup's leftover
+    job = scratch + JOB_SUFFIX
+    path = str(PurePosixPath(pool_dir(uri, pool)) / job)
+    for leftover in (job, scratch):  # a killed backup's
+        _remove(uri, pool, leftover)
     with tempfile.NamedTemporaryFile("w", suffix=".xml") as xml:
         xml.write(backup_xml(target, path))
         xml.flush()
@@ -154,6 +158,12 @@ def begin(uri: str, domain: str, target: str, pool: str, scratch: str) -> None:
     if completed != "Completed":
         raise EngineCommandError(f"{domain}: the backup job of {target} ended {completed}")
     _virsh(uri, "pool-refresh", pool)
+    # QEMU's backup job copies with parallel workers, so a qcow2 target's clusters lie in
+    # the order the copies ended: the same data gets another layout each time and restic
+    # finds little to deduplicate (68% of 1 GiB new after a 1% change). libvirt clones a
+    # qcow2 volume with qemu-img convert, which lays clusters out in the disk's order.
+    _virsh(uri, "vol-clone", "--pool", pool, job, scratch, timeout=JOB_TIMEOUT)
+    _remove(uri, pool, job)
 
 
 def _remove(uri: str, pool: str, volume: str) -> None:
@@ -168,8 +178,9 @@ def release(uri: str, domain: str, pool: str, scratch: str) -> None:
     with contextlib.suppress(EngineCommandError):
         if _job_type(_virsh(uri, "domjobinfo", domain)) not in ("None", ""):
             _virsh(uri, "domjobabort", domain)
-    with contextlib.suppress(EngineCommandError):
-        _remove(uri, pool, scratch)
+    for image in (scratch + JOB_SUFFIX, scratch):
+        with contextlib.suppress(EngineCommandError):
+            _remove(uri, pool, image)
     thaw(uri, domain)
 
 
