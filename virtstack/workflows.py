@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtstack import autoscale, datacheck, report, secrets, stackfiles
 from virtstack.engines.hostcmd import is_local
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from virtstack.targets import Target
 
 AdapterFor = Callable[["Target"], "EngineAdapter"]
+_Asked = TypeVar("_Asked")
 
 
 def _target_adapter(target: Target) -> EngineAdapter:
@@ -92,29 +93,39 @@ def start(
     session = open_session(ref, services, environment=environment)
     session.runner.warm_up()  # a Pulumi run follows the checks
     uri, spec = session.environment.uri, session.environment.spec
-    # Engine round trips that do not depend on each other are asked at once. A local
-    # engine that is down refuses at once, so its checks go out with the probe; a remote
-    # one could make each wait out its own timeout, so they wait for the probe's answer.
-    with ThreadPoolExecutor(max_workers=2) as pool:
 
-        def checks() -> tuple[Future[list[str]], Future[list[DataItem]]]:
-            return (
-                pool.submit(session.adapter.preflight, spec, ref.env, uri),
-                pool.submit(session.adapter.data_items, ref.env, uri),
-            )
+    def checks(pool: ThreadPoolExecutor) -> tuple[Future[list[str]], Future[list[DataItem]]]:
+        return (
+            pool.submit(session.adapter.preflight, spec, ref.env, uri),
+            pool.submit(session.adapter.data_items, ref.env, uri),
+        )
 
-        early = checks() if preflight and is_local(uri) else None
-        found = session.adapter.probe(uri)
-        if not found.reachable:
-            raise unreachable(session.adapter, found)
-        if not preflight:
-            return session
-        checked, items = early or checks()
-        problems = checked.result()
-        problems += datacheck.problems(spec, ref.env, items.result(), keep_orphans=keep_orphans)
+    found, pending = _with_probe(session.adapter, uri, checks if preflight else None)
+    if not found.reachable:
+        raise unreachable(session.adapter, found)
+    if pending is None:
+        return session
+    checked, items = pending
+    problems = checked.result()
+    problems += datacheck.problems(spec, ref.env, items.result(), keep_orphans=keep_orphans)
     if problems:
         raise SpecError(problems)
     return session
+
+
+def _with_probe(
+    adapter: EngineAdapter, uri: str, asks: Callable[[ThreadPoolExecutor], _Asked] | None
+) -> tuple[Reachability, _Asked | None]:
+    """Probe the engine at ``uri`` and, if it answers, submit ``asks`` (engine round trips
+    that do not depend on each other) to a pool: their futures, or None. A local engine
+    that is down refuses at once, so they go out with the probe; a remote one could make
+    each wait out its own timeout, so they wait for the probe's answer."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        early = asks(pool) if asks and is_local(uri) else None
+        reach = adapter.probe(uri)
+        if not reach.reachable or asks is None:
+            return reach, None
+        return reach, early or asks(pool)
 
 
 def unreachable(adapter: EngineAdapter, found: Reachability) -> EngineUnreachableError:
@@ -276,25 +287,22 @@ def status(session: Session) -> Status:
     outputs = session.runner.outputs(session.ref)
     values = report.plain_outputs(outputs)
     spec, uri, env = session.environment.spec, session.environment.uri, session.env
-    # Asked at once, and with the probe on a local engine (as :func:`start` does).
-    with ThreadPoolExecutor(max_workers=2) as pool:
 
-        def reads() -> tuple[Future[list[TierHealth]], Future[list[ReplicaPlacement]]]:
-            return (
-                pool.submit(health.lb_health, session.adapter, spec, env, uri, values)
-                if values
-                else _done([]),
-                pool.submit(session.adapter.replicas, spec, env, uri),
-            )
-
-        early = reads() if is_local(uri) else None
-        reach = session.adapter.probe(uri)
-        if not reach.reachable:
-            return Status(outputs=outputs, reach=reach, tiers=[])
-        tiers, replicas = early or reads()
-        return Status(
-            outputs=outputs, reach=reach, tiers=tiers.result(), replicas=replicas.result()
+    def reads(
+        pool: ThreadPoolExecutor,
+    ) -> tuple[Future[list[TierHealth]], Future[list[ReplicaPlacement]]]:
+        return (
+            pool.submit(health.lb_health, session.adapter, spec, env, uri, values)
+            if values
+            else _done([]),
+            pool.submit(session.adapter.replicas, spec, env, uri),
         )
+
+    reach, pending = _with_probe(session.adapter, uri, reads)
+    if pending is None:
+        return Status(outputs=outputs, reach=reach, tiers=[])
+    tiers, replicas = pending
+    return Status(outputs=outputs, reach=reach, tiers=tiers.result(), replicas=replicas.result())
 
 
 def _done(value: list[TierHealth]) -> Future[list[TierHealth]]:
