@@ -19,7 +19,6 @@ import queue
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
@@ -88,6 +87,7 @@ class GracefulPulumiCommand(PulumiCommand):
             ]
             for reader in readers:
                 reader.start()
+            threading.Thread(target=_report_exit, args=(process, presses), daemon=True).start()
             code = _wait(process, presses)
             if code is None:
                 _cancel(process, presses)
@@ -131,18 +131,25 @@ def _read(stream: IO[str] | None, callback: OnOutput | None, lines: list[str]) -
     stream.close()
 
 
+_EXITED = -1
+"""Queued with the presses when ``pulumi`` has ended (signal numbers are positive)."""
+
+
+def _report_exit(process: subprocess.Popen[str], presses: queue.SimpleQueue[int]) -> None:
+    # The end of a run wakes the waiter at once, as a press does, rather than at a poll.
+    process.wait()
+    presses.put(_EXITED)
+
+
 def _wait(
     process: subprocess.Popen[str], presses: queue.SimpleQueue[int], timeout: float | None = None
 ) -> int | None:
     """The process's exit code, or None as soon as a Ctrl-C is pressed."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while (code := process.poll()) is None:
-        if deadline is not None and time.monotonic() >= deadline:
-            raise subprocess.TimeoutExpired(process.args, timeout or 0.0)
-        with contextlib.suppress(queue.Empty):
-            presses.get(timeout=0.2)
-            return None
-    return code
+    try:
+        woken_by = presses.get(timeout=timeout)
+    except queue.Empty:
+        raise subprocess.TimeoutExpired(process.args, timeout or 0.0) from None
+    return process.returncode if woken_by == _EXITED else None
 
 
 def _cancel(process: subprocess.Popen[str], presses: queue.SimpleQueue[int]) -> None:

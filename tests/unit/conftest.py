@@ -45,6 +45,8 @@ class Registered:
     import_id: str
     provider: str
     ignore_changes: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    """URNs the resource waits for: its ``depends_on`` and the resources of its inputs."""
 
 
 @dataclass
@@ -119,6 +121,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     import_id=request.importId,
                     provider=request.provider,
                     ignore_changes=list(request.ignoreChanges),
+                    dependencies=list(request.dependencies),
                 )
             )
         return response

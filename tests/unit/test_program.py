@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from virtstack_components.registry import CERTIFICATE_PATH, CONFIG_PATH, KEY_PATH
 
-from tests.unit.conftest import LOCAL_IMAGE_ID, MOCK_DIGEST, USER_KEY, seed_file
+from tests.unit.conftest import LOCAL_IMAGE_ID, USER_KEY, seed_file
 from virtstack import pki
 from virtstack.errors import SpecError
 from virtstack.images import QCOW2_MAGIC
@@ -50,11 +50,14 @@ def test_dev_deploys_registry_images_by_digest_and_three_tiers(run):
     assert d.named("dev-image-virtstack-demo-1-push").inputs["triggers"] == {
         "source": LOCAL_IMAGE_ID
     }
-    # Run by digest, named by this environment's registry; the engine that pushed has it,
-    # so nothing pulls it back (a RemoteImage named whichever registry it listed first).
-    pinned = f"127.0.0.1:5000/virtstack/demo@{MOCK_DIGEST}"
+    # The replicas run the engine's own copy pinned by its id (what was pushed), so they
+    # wait for neither the registry nor the push; nothing pulls the image back.
+    chain = {d.named(n).urn for n in ("dev-registry-server", "dev-image-virtstack-demo-1-push")}
     for tier in ("web", "app", "db"):
-        assert d.named(f"dev-{tier}-replica-0").inputs["image"] == pinned
+        replica = d.named(f"dev-{tier}-replica-0")
+        assert replica.inputs["image"] == LOCAL_IMAGE_ID
+        assert replica.dependencies
+        assert not chain & set(replica.dependencies)
     assert not [r for r in d.resources if r.type == "docker:index/remoteImage:RemoteImage"]
     assert len([r for r in d.resources if r.name.startswith("dev-web-replica-")]) == 2
     assert len([r for r in d.resources if r.name.startswith("dev-app-replica-")]) == 2

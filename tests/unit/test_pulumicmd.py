@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.automation.errors import CommandError
 
 from virtstack.errors import RunInterruptedError
 from virtstack.pulumicmd import GracefulPulumiCommand
@@ -89,6 +90,22 @@ def test_a_ctrl_c_right_after_pulumi_starts_is_not_lost(
     assert done.read_text() == "cancelled gracefully"
     time.sleep(0.2)
     assert not running(int((fake_pulumi / "done.plugin").read_text()))
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_run_that_ends_gives_its_code_and_every_line(tmp_path: Path, code: int) -> None:
+    (tmp_path / "bin").mkdir()
+    script = tmp_path / "bin" / "pulumi"
+    script.write_text(f"#!/bin/sh\necho out; echo err >&2; exit {code}\n")
+    script.chmod(0o755)
+    command = GracefulPulumiCommand(root=str(tmp_path), known_version="v3.274.1")
+    if code == 0:
+        result = command.run(["up"], str(tmp_path), {})
+        assert (result.code, result.stdout, result.stderr) == (0, "out", "err")
+    else:
+        with pytest.raises(CommandError) as raised:
+            command.run(["up"], str(tmp_path), {})
+        assert "code: 3" in str(raised.value)
 
 
 def running(pid: int) -> bool:

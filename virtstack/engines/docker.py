@@ -68,7 +68,9 @@ class DockerAdapter:
     """What virtstack does to a Docker engine directly, outside Pulumi runs."""
 
     kind: str = "docker"
-    parallel: int | None = None
+    parallel: int | None = 64
+    """Creating a container mostly waits for its first health check: Pulumi's default
+    (8 at once on two cores) left the others of a dev shape queued behind those waits."""
     trusting: ClassVar[str] = "the engine"
     """Who pulls from the environment's registry, and must trust its CA."""
 

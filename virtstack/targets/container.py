@@ -148,13 +148,16 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             # host: a tunnel for this run makes that name reach it (see forward_registry).
             atexit.register(ADAPTER.registry_tunnel(spec, uri).close)
         for image in sorted({t.image for t in spec.tiers}):
-            images[image] = push_image(
+            pushed = push_image(
                 image,
                 registry.endpoint,
                 provider,
                 depends_on=registry,
                 parent_name=f"{ctx.env}-image",
             )
+            # The replicas run on the engine that pushed: its own copy, pinned by id, starts
+            # them beside the registry's start and the push rather than after them.
+            images[image] = pushed.local_id
     for image in sorted({t.image for t in spec.tiers} - set(images)):
         if from_registry(image):
             images[image] = _pull(image, provider, f"{ctx.env}-image")

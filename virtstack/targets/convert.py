@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec, key
@@ -157,6 +158,17 @@ def slug(image: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", image.lower()).strip("-")
 
 
+@dataclass(frozen=True)
+class PushedImage:
+    """A local image pushed into the environment's registry, and both its pins."""
+
+    reference: pulumi.Output[str]
+    """``<registry>/<repository>@sha256:<digest>``: what every engine pulls."""
+    local_id: pulumi.Output[str]
+    """``sha256:<id>`` of the image on the engine that pushed it: what that engine runs
+    without waiting for the registry."""
+
+
 def push_image(
     image: str,
     endpoint: pulumi.Output[str],
@@ -164,10 +176,10 @@ def push_image(
     *,
     depends_on: pulumi.Resource,
     parent_name: str,
-) -> pulumi.Output[str]:
-    """Push a local image into the stack's registry (at ``endpoint``); reference it by digest.
+) -> PushedImage:
+    """Push a local image into the stack's registry (at ``endpoint``), pinned by digest.
 
-    A rebuilt image has a new digest and so shows as a diff; an unchanged one does not.
+    A rebuilt image has a new id and digest and so shows as a diff; an unchanged one does not.
     """
     import pulumi
     import pulumi_docker as docker
@@ -196,4 +208,7 @@ def push_image(
     )
     # The engine that pushed holds the image under this name already: no pull back. (A
     # RemoteImage did that, and named whichever registry's copy the engine listed first.)
-    return pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest)
+    return PushedImage(
+        reference=pulumi.Output.concat(endpoint, "/", repository, "@", pushed.sha256_digest),
+        local_id=local_id,
+    )

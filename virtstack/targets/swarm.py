@@ -97,7 +97,7 @@ def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
             images[image] = push_image(
                 image, registry.endpoint, provider, depends_on=registry,
                 parent_name=f"{ctx.env}-image",
-            )  # fmt: skip
+            ).reference  # fmt: skip
         placement = SwarmPlacement(
             namespace=ctx.env,
             provider=provider,
