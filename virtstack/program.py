@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import json
 from typing import Any
@@ -37,14 +38,17 @@ def stack_config() -> dict[str, Any]:
 
 
 def tune_collector() -> None:
-    """Fewer garbage-collector passes for the program's short, allocation-heavy life.
+    """Few garbage-collector passes for the program's short, allocation-heavy life.
 
     A program keeps every resource's outputs (and their asyncio tasks) until it ends, so
-    the collector's frequent young-generation passes free nothing and only rescan them:
-    on 200 tiers they were a third of the run. Call once, at the program's start.
+    the collector's young-generation passes free almost nothing and only rescan them: at
+    Python's default they were a third of a 200-tier run, at 50,000 allocations still a
+    fifth. At a million, 200 tiers build in 3.3 s instead of 3.9-4.6 s, for 282 MiB of peak
+    memory instead of 274 (`python -m bench.program_scale`). Call once, at the start.
     """
     gc.freeze()  # what the imports made lives as long as the process
-    gc.set_threshold(50_000, 20, 20)
+    gc.set_threshold(1_000_000, 1_000, 1_000)
+    atexit.register(gc.freeze)  # no last pass over every resource as the process ends
 
 
 def main() -> None:
