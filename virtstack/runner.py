@@ -126,6 +126,19 @@ _AUTOMATION = "virtstack.automation"
 _warming: list[threading.Thread] = []
 
 
+def warm_up() -> None:
+    """Import the Automation API in the background: a Pulumi run follows.
+
+    It takes about 0.3 s to import; loading the environment and the engine checks that
+    come first mostly wait on files and the engine, so the import runs meanwhile.
+    """
+    if _AUTOMATION not in sys.modules and not _warming:
+        thread = threading.Thread(target=importlib.import_module, args=(_AUTOMATION,))
+        thread.daemon = True
+        thread.start()
+        _warming.append(thread)
+
+
 def _warmed() -> None:
     """Wait for a warm-up import in flight: two threads importing the same package at
     once may see it half initialised (Pulumi's modules import each other)."""
@@ -153,13 +166,7 @@ class PulumiRunner:
         return self._stacks[key]
 
     def warm_up(self) -> None:
-        # The Automation API takes about a second to import; the engine checks that come
-        # first mostly wait on the engine, so the import runs meanwhile.
-        if _AUTOMATION not in sys.modules and not _warming:
-            thread = threading.Thread(target=importlib.import_module, args=(_AUTOMATION,))
-            thread.daemon = True
-            thread.start()
-            _warming.append(thread)
+        warm_up()
 
     def init(self, ref: StackRef) -> None:
         with _failures("init", ref, EventLog()):

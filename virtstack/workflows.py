@@ -90,8 +90,8 @@ def start(
     Raises :class:`EngineUnreachableError` naming the URI and ``virtstack:engine.uri``,
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
+    services.runner.warm_up()  # a Pulumi run follows the loading and the checks
     session = open_session(ref, services, environment=environment)
-    session.runner.warm_up()  # a Pulumi run follows the checks
     uri, spec = session.environment.uri, session.environment.spec
 
     def checks(pool: ThreadPoolExecutor) -> tuple[Future[list[str]], Future[list[DataItem]]]:
