@@ -446,6 +446,7 @@ def test_a_vm_from_a_pool_volume_boots_its_own_bootloader_and_is_reachable_by_ss
     # The other VMs still boot the built guest directly.
     assert "<kernel>" in virsh("dumpxml", f"{vm_env.name}-web-0").stdout
     # Booting from disk is what the provider reads back: nothing to change.
+    vm_env.run("refresh", vm_env.name)
     plan = json.loads(vm_env.run("preview", vm_env.name, "--json"))
     changes = [c for g in plan["groups"] for c in g["changes"] if "bootable" in json.dumps([g, c])]
     assert changes == [], changes
