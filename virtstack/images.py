@@ -25,13 +25,7 @@ def guest_image_dir(spec: EnvironmentSpec) -> Path:
     """The guest image the spec names, or the one images/guest/build.sh built."""
     if spec.images.guest:
         return Path(spec.images.guest)
-    return built_guest_dir()
-
-
-def built_guest_dir(variant: str = "") -> Path:
-    """Where images/guest/build.sh puts its image (``variant="bootable"``: ``--bootable``)."""
-    version = GUEST_VERSION_FILE.read_text().strip()
-    return cache_dir() / "guest" / (f"{version}-{variant}" if variant else version)
+    return cache_dir() / "guest" / GUEST_VERSION_FILE.read_text().strip()
 
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -67,6 +61,8 @@ def _qcow2_problem(path: Path) -> str | None:
         # qemu-img's last line names the file again before the reason: keep the reason.
         why = (exc.stderr.strip().splitlines() or ["no message"])[-1].rpartition(": ")[2]
         return f"{path} cannot be read by qemu-img ({why})"
+    except FileNotFoundError:
+        return f"{path} cannot be read: no qemu-img here (apt install qemu-utils)"
     return None
 
 
