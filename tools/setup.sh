@@ -13,6 +13,7 @@ packages=(
     libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
     qemu-utils dnsmasq-base genisoimage debootstrap busybox-static e2fsprogs shellcheck
     graphviz restic systemd xsltproc
+    fdisk dosfstools mtools syslinux syslinux-common
     iproute2 util-linux
     openssh-server openssh-client
 )
@@ -94,5 +95,6 @@ step "Python environment";     python_env
 step "Pulumi toolchain";       bash tools/toolchain.sh
 step "Container images";       bash images/build.sh
 step "VM guest image";         bash images/guest/build.sh
+step "VM guest image, bootable"; bash images/guest/build.sh --bootable
 step "actionlint";             actionlint
 step "Mermaid parser";         bash tools/mermaid-check/run.sh --install

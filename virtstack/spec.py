@@ -23,6 +23,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,8 @@ _TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 _LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _FILE_PATTERN = r"^/[^\x00-\x1f\x7f-\x9f]*$"
 _ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A libvirt pool or volume name: one path component (libvirt keeps volumes as files).
+_POOL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+@:-]{0,254}$"
 # A mount point: cloud-init writes it into fstab (whitespace, '\' and '#' mean something
 # there) and Docker reads ':' and ',' in volume specs; brackets broke the cloud-config list.
 _VOLUME_PATH_PATTERN = r"^(/[A-Za-z0-9._@+=~-]+)+$"
@@ -194,6 +197,28 @@ EnvValue = Annotated[
 ]
 
 
+class PoolVolume(_Model):
+    """A volume already in a storage pool on the libvirt host."""
+
+    pool: Annotated[str, StringConstraints(pattern=_POOL_NAME_PATTERN)]
+    volume: Annotated[str, StringConstraints(pattern=_POOL_NAME_PATTERN)]
+
+
+def _image_kind(value: Any) -> str:
+    return _VOLUME_TAG if isinstance(value, Mapping) else _PATH_TAG
+
+
+# A file path or {pool, volume}: told apart by shape, like an env value.
+_PATH_TAG, _VOLUME_TAG = "path", "pool-volume"
+VmImage = Annotated[
+    Annotated[
+        Annotated[str, StringConstraints(pattern=_FILE_PATTERN, max_length=4096)], Tag(_PATH_TAG)
+    ]
+    | Annotated[PoolVolume, Tag(_VOLUME_TAG)],
+    Discriminator(_image_kind),
+]
+
+
 class HooksSpec(_Model):
     """Commands run in a replica around the copy of its volume (exec form, no shell)."""
 
@@ -269,9 +294,25 @@ class VmSpec(_Placed):
     cloud_init: dict[str, Any] = {}
     """Extra cloud-config merged into the VM's user-data."""
     ssh_authorized_keys: list[SshKey] = []
-    image: Annotated[str, StringConstraints(pattern=_FILE_PATTERN, max_length=4096)] | None = None
-    """A qcow2 root disk (absolute path on this machine) instead of the built guest's:
-    a root filesystem carrying cloud-init, booted with the guest image's kernel."""
+    image: VmImage | None = None
+    """The VM's own qcow2 root disk instead of the built guest's, carrying cloud-init
+    (NoCloud): an absolute path on this machine, uploaded once, or ``{pool: NAME, volume:
+    NAME}``, a volume already in a storage pool on the libvirt host. Either way the VM's
+    root disk is a copy-on-write layer on it."""
+    boot: Literal["auto", "disk", "kernel"] = "auto"
+    """How a VM with its own image boots. ``disk``: BIOS from the disk's own bootloader
+    (a cloud image with a partition table); ``kernel``: direct kernel boot of a bare root
+    filesystem with the built guest's kernel and initrd; ``auto``: for a file, ``disk``
+    when its first sector holds a partition table (MBR signature, GPT's protective MBR)
+    and ``kernel`` otherwise; for a pool volume (not read before boot), ``disk``."""
+
+    @field_validator("boot")
+    @classmethod
+    def _boot_needs_image(cls, boot: str, info: ValidationInfo) -> str:
+        # An image that failed its own check is missing here: that error says enough.
+        if boot != "auto" and "image" in info.data and info.data["image"] is None:
+            raise ValueError("only a VM with an image of its own chooses how it boots")
+        return boot
 
 
 class ContainerHostSpec(_Placed):

@@ -17,11 +17,14 @@ from virtstack.spec import (
     _HEALTH_PATH_PATTERN,
     _LINE_PATTERN,
     _NAME_PATTERN,
+    _PATH_TAG,
+    _POOL_NAME_PATTERN,
     _SECRET_TAG,
     _SSH_KEY,
     _TEXT_PATTERN,
     _TEXT_TAG,
     _VOLUME_PATH_PATTERN,
+    _VOLUME_TAG,
     EnvironmentSpec,
     key,
 )
@@ -39,6 +42,8 @@ _PATTERN_MEANING = {
     "(not '/' itself; no spaces, ',', ':', brackets or control characters)",
     _HEALTH_PATH_PATTERN: "must be an absolute path of URL characters: an HTTP path and "
     "query of letters, digits, -._~!$&'()*+,;=:@/? and %XX escapes",
+    _POOL_NAME_PATTERN: "must be a libvirt pool or volume name: letters, digits and "
+    "'_.+@:-', starting with a letter, digit or '_', at most 255 characters",
     _SSH_KEY: "must be one public key line: '<type> <base64> [comment]' (ssh-ed25519, "
     "ssh-rsa, ecdsa-sha2-*, sk-*)",
 }
@@ -47,11 +52,12 @@ _PATTERN_MEANING = {
 def describe(error: Any) -> str:
     """One of pydantic's errors as a line naming the config key and the bad value."""
     loc = tuple(error["loc"]) or ("(root)",)
-    # The tag of an env value's kind is pydantic's, not a key a user wrote: drop it.
+    # The tag of an env value's or an image's kind is pydantic's, not a key a user wrote.
     loc = tuple(
         part
         for i, part in enumerate(loc)
         if not (part in (_TEXT_TAG, _SECRET_TAG) and i >= 2 and loc[i - 2] == "env")
+        and not (part in (_PATH_TAG, _VOLUME_TAG) and i >= 1 and loc[i - 1] == "image")
     )
     message = str(error["msg"]).removeprefix("Value error, ")
     if loc[-1] == "[key]":

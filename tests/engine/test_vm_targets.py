@@ -37,10 +37,10 @@ from virtstack_components.libvirt.addresses import NetworkPlan
 
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
-from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
+from tests.engine.harness import LIBVIRT_URI, PREFIX, PROJECT, remove_leftovers, run, virsh
 from virtstack import pki
 from virtstack.environment import StackRef
-from virtstack.images import guest_image_dir
+from virtstack.naming import POOL_ROOT
 from virtstack.runner import PulumiRunner
 from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
@@ -53,8 +53,6 @@ DEMO = base64.b64encode((HERE / "data" / "demo-vm.sh").read_bytes()).decode()
 # base64: the script passes systemd's ExecStart, which would expand $ and %, untouched.
 DEMO_COMMAND = ["sh", "-c", f"echo {DEMO} | base64 -d > /run/demo.sh && exec sh /run/demo.sh"]
 HEALTH = {"path": "/healthz", "interval": 2, "timeout": 1, "retries": 2}
-VARIANT_MARKER = "/etc/virtstack-variant"
-"""A file only the second guest image has."""
 
 
 def free_subnet() -> str:
@@ -383,33 +381,36 @@ def test_the_db_data_disk_keeps_its_marker_when_the_db_vm_is_replaced(vm_env: Vm
 
 
 @pytest.fixture(scope="module")
-def variant_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    """A second guest image: the built one with a marker file written into its root
-    filesystem (a bare ext4), and the marker."""
-    folder = tmp_path_factory.mktemp("variant")
-    guest = guest_image_dir(parse_spec({"target": "hostos"}))
-    marker = secrets.token_hex(8)
-    (folder / "marker").write_text(f"{marker}\n")
-    raw, image = folder / "root.raw", folder / "variant.qcow2"
+def image_volume(vm_env: VmEnv) -> Iterator[dict[str, str]]:
+    """A second guest image as a user keeps a cloud image: the bootable variant that
+    images/guest/build.sh --bootable builds (partitioned, SYSLINUX), uploaded into a pool
+    of its own beside the environment's."""
+    built = run("bash", str(PROJECT / "images" / "guest" / "build.sh"), "--bootable", timeout=1800)
+    disk = Path(built.stdout.splitlines()[-1]) / "disk.qcow2"
+    size = json.loads(run("qemu-img", "info", "--output=json", str(disk)).stdout)["virtual-size"]
+    pool, volume = f"{vm_env.name}-images", "bootable.qcow2"
+    path = f"{POOL_ROOT}/{pool}"
     try:
-        run("qemu-img", "convert", "-O", "raw", str(guest / "disk.qcow2"), str(raw))
-        run("debugfs", "-w", "-R", f"write {folder / 'marker'} {VARIANT_MARKER}", str(raw))
-        run("qemu-img", "convert", "-O", "qcow2", str(raw), str(image))
-        raw.unlink()
-        yield image, marker
+        virsh("pool-create-as", pool, "dir", "--target", path, "--build")
+        virsh("vol-create-as", pool, volume, str(size), "--format", "qcow2")
+        upload = ("vol-upload", "--pool", pool, volume, str(disk))
+        run("virsh", "-c", LIBVIRT_URI, *upload, timeout=600)
+        yield {"pool": pool, "volume": volume}
     finally:
-        shutil.rmtree(folder)
+        virsh("vol-delete", "--pool", pool, volume, check=False)
+        virsh("pool-destroy", pool, check=False)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def extra_vms(vm_env: VmEnv, variant_image: tuple[Path, str]) -> Result:
-    """Two plain VMs added in one up: one from the variant image, one whose cloud-config
-    fails (so the up fails, once both have booted)."""
+def extra_vms(vm_env: VmEnv, image_volume: dict[str, str]) -> Result:
+    """Two plain VMs added in one up: one from the pool volume (booting from its own
+    bootloader), one whose cloud-config fails (so the up fails, once both have booted)."""
     broken = {"runcmd": [["sh", "-c", "echo virtstack-broken-step >&2; exit 3"]]}
     vm_env.set(
         "vms",
         [
-            {"name": "variant", "memory": 384, "image": str(variant_image[0])},
+            {"name": "bootable", "memory": 384, "image": image_volume},
             {"name": "broken", "memory": 384, "cloud_init": broken},
         ],
     )
@@ -421,19 +422,34 @@ def test_a_vm_whose_cloud_init_fails_makes_up_fail_naming_it(
 ) -> None:
     assert extra_vms.exit_code == 1, extra_vms.output
     assert f"{vm_env.name}-broken: cloud-init error" in extra_vms.stderr, extra_vms.stderr
-    assert f"{vm_env.name}-variant" not in extra_vms.stderr, extra_vms.stderr
+    assert f"{vm_env.name}-bootable" not in extra_vms.stderr, extra_vms.stderr
 
 
-def test_a_vm_from_a_second_image_boots_it_and_is_reachable_by_ssh(
-    vm_env: VmEnv, variant_image: tuple[Path, str], extra_vms: Result
+def test_a_vm_from_a_pool_volume_boots_its_own_bootloader_and_is_reachable_by_ssh(
+    vm_env: VmEnv, image_volume: dict[str, str], extra_vms: Result
 ) -> None:
-    vm = f"{vm_env.name}-variant"
-    read = vm_env.ssh(vm, "cat", VARIANT_MARKER)
-    assert read.returncode == 0, read.stderr
-    assert read.stdout.strip() == variant_image[1]
+    vm = f"{vm_env.name}-bootable"
+    xml = virsh("dumpxml", vm).stdout
+    assert "<kernel>" not in xml, xml
+    assert "<boot dev='hd'/>" in xml, xml
+    # The root disk is the environment's copy-on-write layer on the pool volume.
+    source = virsh("vol-path", "--pool", image_volume["pool"], image_volume["volume"]).stdout
+    [root] = [d for d in virsh("domblklist", vm).stdout.split() if "-root-" in d]
+    layer = virsh("vol-dumpxml", "--pool", f"{vm_env.name}-pool", root).stdout
+    assert f"<path>{source.strip()}</path>" in layer, layer
+    # SYSLINUX passes BOOT_IMAGE; a direct kernel boot has none.
+    cmdline = vm_env.ssh(vm, "cat", "/proc/cmdline")
+    assert cmdline.returncode == 0, cmdline.stderr
+    assert "BOOT_IMAGE=/vmlinuz root=LABEL=virtstack-root" in cmdline.stdout, cmdline.stdout
+    assert vm_env.ssh(vm, "findmnt", "-no", "SOURCE", "/").stdout.strip() == "/dev/vda2"
     assert vm_env.ssh(vm, "cloud-init", "status").stdout.strip() == "status: done"
-    # The other VMs' root disks are layers of the built guest, which has no marker.
-    assert run_in(f"{vm_env.name}-web-0", f"test -e {VARIANT_MARKER}").exitcode == 1
+    # The other VMs still boot the built guest directly.
+    assert "<kernel>" in virsh("dumpxml", f"{vm_env.name}-web-0").stdout
+    # Booting from disk is what the provider reads back: nothing to change.
+    vm_env.run("refresh", vm_env.name)
+    plan = json.loads(vm_env.run("preview", vm_env.name, "--json"))
+    changes = [c for g in plan["groups"] for c in g["changes"] if "bootable" in json.dumps([g, c])]
+    assert changes == [], changes
 
 
 # -- bad input against the live libvirtd: one clear error, nothing created --------------
@@ -508,6 +524,27 @@ def test_a_vm_image_that_is_not_there_is_refused_naming_the_key(
     config["virtstack:vms"][0]["image"] = str(missing)
     assert refused(project, env, config, 2) == [
         f"error: virtstack:vms[0].image: {missing} cannot be read (No such file or directory)"
+    ]
+
+
+def test_a_vm_image_volume_that_is_not_there_is_refused_naming_the_key(
+    project: Path, tmp_path: Path
+) -> None:
+    env = f"{PREFIX}volume-{secrets.token_hex(2)}"
+    # A pool with no such volume, then no such pool (not named by env: refused() removes those).
+    pool = f"{PREFIX}images-{secrets.token_hex(2)}"
+    virsh("pool-create-as", pool, "dir", "--target", str(tmp_path))
+    try:
+        config = staging(env)
+        config["virtstack:vms"][0]["image"] = {"pool": pool, "volume": "cloud.qcow2"}
+        assert refused(project, env, config, 2) == [
+            f"error: virtstack:vms[0].image: no volume cloud.qcow2 in storage pool {pool} "
+            f"on {LIBVIRT_URI}"
+        ]
+    finally:
+        virsh("pool-destroy", pool)
+    assert refused(project, env, config, 2) == [
+        f"error: virtstack:vms[0].image: no storage pool {pool} on {LIBVIRT_URI}"
     ]
 
 

@@ -15,7 +15,6 @@ from virtstack_components.registry import CERTIFICATE_PATH, CONFIG_PATH, KEY_PAT
 from tests.unit.conftest import LOCAL_IMAGE_ID, USER_KEY, seed_file
 from virtstack import pki
 from virtstack.errors import SpecError
-from virtstack.images import QCOW2_MAGIC
 from virtstack.program import main
 from virtstack.stackfiles import read_config
 
@@ -232,46 +231,6 @@ def test_a_published_vm_tier_forwards_the_host_port_to_its_load_balancer(run, gu
     assert "MACAddress=02:00:76:73:00:01" in lb
     assert "Address=10.0.2.15/24" in lb
     assert "xml" not in d.named("lab-web-replica-0-domain").inputs
-
-
-def test_a_vm_item_boots_its_own_image_with_the_guest_kernel(run, guest_dir: Path, tmp_path):
-    own = tmp_path / "variant.qcow2"
-    own.write_bytes(QCOW2_MAGIC + b"stand-in")
-    config = config_of("staging", images={"guest": str(guest_dir)})
-    config["virtstack:vms"][0]["image"] = str(own)
-    d = run(main, config, stack="staging")
-    assert d.named("staging-tools-image-disk").inputs["source"] == str(own)
-    # Only the disk is uploaded: the guest's kernel and initrd boot it.
-    assert [r.name for r in d.of_type(VOLUME) if "tools-image" in r.name] == [
-        "staging-tools-image-disk"
-    ]
-    assert d.named("staging-tools-root").inputs["baseVolumeId"] == "staging-tools-image-disk-id"
-    tools = d.named("staging-tools-domain").inputs
-    assert (tools["kernel"], tools["initrd"]) == (
-        "staging-guest-kernel-id",
-        "staging-guest-initrd-id",
-    )
-    # Every other VM keeps the built guest's disk.
-    roots = [r for r in d.of_type(VOLUME) if r.name.endswith("-root")]
-    others = {r.inputs["baseVolumeId"] for r in roots if r.name != "staging-tools-root"}
-    assert others == {"staging-guest-disk-id"}
-
-
-@pytest.mark.parametrize(
-    ("content", "problem"),
-    [(None, "cannot be read (No such file or directory)"), (b"raw bytes", "is not a qcow2 image")],
-)
-def test_a_vm_image_that_is_missing_or_not_qcow2_is_refused_naming_the_key(
-    run, guest_dir: Path, tmp_path, content, problem
-):
-    own = tmp_path / "variant.qcow2"
-    if content is not None:
-        own.write_bytes(content)
-    config = config_of("staging", images={"guest": str(guest_dir)})
-    config["virtstack:vms"][0]["image"] = str(own)
-    with pytest.raises(SpecError) as raised:
-        run(main, config, stack="staging")
-    assert raised.value.problems == [f"virtstack:vms[0].image: {own} {problem}"]
 
 
 def test_the_swarm_registry_serves_https_with_its_key_as_a_root_only_secret(

@@ -28,7 +28,7 @@ from virtstack.engines.base import (
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.engines.vmbackup import DISK_SUFFIX
 from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
-from virtstack.spec import EnvironmentSpec, key
+from virtstack.spec import EnvironmentSpec, PoolVolume, key
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -170,6 +170,9 @@ class LibvirtAdapter:
                 and not self._runs(uri, lb)
             ):
                 yield f"{where}: {address}:{tier.publish} is already in use by another process"
+        for i, vm in enumerate(spec.vms):
+            if isinstance(vm.image, PoolVolume) and self.volume_key(uri, vm.image) is None:
+                yield f"{key('vms', i, 'image')}: {self._volume_missing(uri, vm.image)}"
         have = self.host_memory_mib(uri)
         sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
         sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]
@@ -187,6 +190,23 @@ class LibvirtAdapter:
                 f"{where}: all the environment's VMs together need {total} MiB, more "
                 f"than the host {uri} has ({have} MiB)"
             )
+
+    def volume_key(self, uri: str, image: PoolVolume) -> str | None:
+        """The key (the provider's id) of a volume in a pool on the host, or None."""
+        argv = hostcmd.virsh_argv(uri, "vol-key", "--pool", image.pool, image.volume)
+        try:
+            return hostcmd.run(argv, uri=uri).strip() or None
+        except EngineCommandError:
+            return None
+
+    def _volume_missing(self, uri: str, image: PoolVolume) -> str:
+        try:
+            info = hostcmd.run(hostcmd.virsh_argv(uri, "pool-info", image.pool), uri=uri)
+        except EngineCommandError:
+            return f"no storage pool {image.pool} on {uri}"
+        if not any(line.split() == ["State:", "running"] for line in info.splitlines()):
+            return f"storage pool {image.pool} on {uri} is not active (virsh pool-start)"
+        return f"no volume {image.volume} in storage pool {image.pool} on {uri}"
 
     def _runs(self, uri: str, domain: str) -> bool:
         try:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from virtstack import naming, sshkeys
 from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
-from virtstack.images import check_guest_image, guest_image_dir
-from virtstack.spec import EnvironmentSpec, key
+from virtstack.images import check_guest_image, guest_image_dir, vm_boot
+from virtstack.spec import EnvironmentSpec, PoolVolume, key
 from virtstack.targets import addressing
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
@@ -86,7 +86,11 @@ def deploy_vms(
     from virtstack_components.libvirt.container_host import ContainerHost, ContainerHostArgs
     from virtstack_components.libvirt.image import BaseImage, BaseImageArgs, GuestImage
     from virtstack_components.libvirt.network import LibvirtNetwork, LibvirtNetworkArgs
-    from virtstack_components.libvirt.placement import LibvirtHost, LibvirtPlacement
+    from virtstack_components.libvirt.placement import (
+        GuestImageIds,
+        LibvirtHost,
+        LibvirtPlacement,
+    )
     from virtstack_components.libvirt.registry import VmRegistry, VmRegistryArgs
     from virtstack_components.libvirt.tier import VmTier
     from virtstack_components.libvirt.vm import PUBLISH_ADDRESS, VirtualMachine, VirtualMachineArgs
@@ -151,20 +155,27 @@ def deploy_vms(
     }
     guest = GuestImage.from_dir(guest_image_dir(spec))
     image = BaseImage(f"{ctx.env}-guest", BaseImageArgs(host=host, pool=pool.name, image=guest))
-    # A VM item's own root disk boots with the guest's kernel (uploaded once).
-    own_images = {
-        vm.name: BaseImage(
-            f"{ctx.env}-{vm.name}-image",
-            BaseImageArgs(
-                host=host,
-                pool=pool.name,
-                image=dataclasses.replace(guest, disk=vm.image),
-                boot=image.ids,
-            ),
-        )
-        for vm in spec.vms
-        if vm.image is not None
-    }
+    own_images: dict[str, GuestImageIds] = {}
+    for i, vm in enumerate(spec.vms):
+        if vm.image is None:
+            continue
+        if isinstance(vm.image, PoolVolume):
+            # Checked before the run (preflight); gone since, it is still the spec's key.
+            if (disk := ADAPTER.volume_key(uri, vm.image)) is None:
+                raise SpecError([f"{key('vms', i, 'image')}: no such volume on {uri}"])
+            ids = dataclasses.replace(image.ids, disk=disk)
+        else:
+            # Uploaded once; a bare root filesystem boots with the guest's kernel.
+            ids = BaseImage(
+                f"{ctx.env}-{vm.name}-image",
+                BaseImageArgs(
+                    host=host,
+                    pool=pool.name,
+                    image=dataclasses.replace(guest, disk=vm.image),
+                    boot=image.ids,
+                ),
+            ).ids
+        own_images[vm.name] = dataclasses.replace(ids, bootloader=vm_boot(vm) == "disk")
 
     tiers_on = (spec.tiers[0].network or spec.networks[0].name) if spec.tiers else None
     access = (
@@ -236,7 +247,7 @@ def deploy_vms(
             name = f"{ctx.env}-{vm.name}" + (f"-{i}" if vm.count > 1 else "")
             placement = on(vm.network)
             if vm.name in own_images:
-                placement = dataclasses.replace(placement, image=own_images[vm.name].ids)
+                placement = dataclasses.replace(placement, image=own_images[vm.name])
             machine = VirtualMachine(
                 name,
                 VirtualMachineArgs(

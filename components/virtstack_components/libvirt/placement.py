@@ -46,7 +46,11 @@ class GuestImageIds:
     disk: pulumi.Input[str]
     kernel: pulumi.Input[str]
     initrd: pulumi.Input[str]
+    """Also what the seed uploads wait for (see VirtualMachine), whichever way the disk boots."""
     cmdline: str
+    bootloader: bool = False
+    """The disk boots with its own bootloader (BIOS from a partitioned disk, like a cloud
+    image): the domain gets no kernel, initrd or command line."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_libvirt as libvirt
 
 from virtstack_components.cloudinit import content_hash, seed_iso
 from virtstack_components.compat import renamed_from
-from virtstack_components.libvirt.placement import LibvirtPlacement
+from virtstack_components.libvirt.placement import GuestImageIds, LibvirtPlacement
 from virtstack_components.templating import render
 from virtstack_components.tier import Publish
 
@@ -183,9 +184,7 @@ class VirtualMachine(pulumi.ComponentResource):
             type=p.domain_type,
             vcpu=args.cpus,
             memory=args.memory_mib,
-            kernel=p.image.kernel,
-            initrd=p.image.initrd,
-            cmdlines=kernel_args(p.image.cmdline),
+            **_boot(p.image),
             # Data disks right after the root disk (/dev/vdb on), the seed last: cloud-init
             # finds it by its label.
             disks=[libvirt.DomainDiskArgs(volume_id=v.id) for v in (root, *data, seed)],
@@ -228,6 +227,18 @@ class VirtualMachine(pulumi.ComponentResource):
             else domain.network_interfaces.apply(_first_address)
         )
         self.register_outputs({"address": self.address, "domain_name": self.domain_name})
+
+
+def _boot(image: GuestImageIds) -> dict[str, Any]:
+    """The domain's boot arguments: direct kernel boot, or BIOS from the root disk."""
+    if image.bootloader:
+        # Said explicitly: libvirt would pick the disk on its own, and reads it back so.
+        return {"boot_devices": [libvirt.DomainBootDeviceArgs(devs=["hd"])]}
+    return {
+        "kernel": image.kernel,
+        "initrd": image.initrd,
+        "cmdlines": kernel_args(image.cmdline),
+    }
 
 
 def _first_address(nics: Sequence[libvirt.outputs.DomainNetworkInterface] | None) -> str:
