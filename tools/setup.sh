@@ -95,6 +95,6 @@ step "Python environment";     python_env
 step "Pulumi toolchain";       bash tools/toolchain.sh
 step "Container images";       bash images/build.sh
 step "VM guest image";         bash images/guest/build.sh
-step "VM guest image, bootable"; bash images/guest/build.sh --bootable
+step "VM guest image, bootable"; bash images/guest/bootable.sh
 step "actionlint";             actionlint
 step "Mermaid parser";         bash tools/mermaid-check/run.sh --install

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The guest image's bootable variant: the same root filesystem on a partitioned disk that
-# boots from its own bootloader (SYSLINUX from BIOS), like a cloud image. Run it through
-# `images/guest/build.sh --bootable`, which passes the built guest image's directory.
+# boots from its own bootloader (SYSLINUX from BIOS), like a cloud image.
 #
-#   bootable.sh GUEST_DIR OUT_DIR
+#   images/guest/bootable.sh [GUEST_DIR [OUT_DIR]]
 #
+# GUEST_DIR defaults to the image build.sh builds (or reuses), OUT_DIR to GUEST_DIR-bootable.
 # Disk (MBR): partition 1, FAT16 /boot (active) with SYSLINUX, the guest's vmlinuz and
 # initrd.img and syslinux.cfg; partition 2, the guest's ext4 root filesystem as it is.
 # Made from plain files (no loop devices, no mounts): sfdisk on the image file, mkfs.fat
@@ -12,8 +12,9 @@
 # Progress goes to stderr; the last line of stdout is OUT_DIR.
 set -euo pipefail
 
-GUEST=$1
-OUT=$2
+# Not a build.sh option: its recipe digest would change and every cached guest warn.
+GUEST=${1:-$(bash "$(dirname "${BASH_SOURCE[0]}")/build.sh" | tail -n1)}
+OUT=${2:-$GUEST-bootable}
 BOOT_MIB=64             # vmlinuz + initrd.img take ~20 MiB
 MBR_BIN=/usr/lib/syslinux/mbr/mbr.bin
 OUTPUTS=(disk.qcow2 manifest.json)

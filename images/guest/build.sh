@@ -2,7 +2,6 @@
 # Build the virtstack Debian bookworm guest image from Debian packages only.
 #
 #   images/guest/build.sh            # build (or reuse) the image, print its dir
-#   images/guest/build.sh --bootable # its bootable variant (bootable.sh), into <dir>-bootable
 #
 # Output (see README.md):
 #   ${VIRTSTACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtstack}/guest/<IMAGE_VERSION>/
@@ -46,12 +45,6 @@ INITRD_MODULES=(virtio_pci virtio_blk virtio_scsi sd_mod ext4)
 CACHE_ROOT="${VIRTSTACK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/virtstack}"
 GUEST_CACHE="$CACHE_ROOT/guest"
 OUT="$GUEST_CACHE/$IMAGE_VERSION"
-
-# The bootable variant is made from the image itself (built first, or reused).
-if [[ ${1:-} == --bootable ]]; then
-  BASE=$(bash "${BASH_SOURCE[0]}" | tail -n1)
-  exec bash "$(dirname "${BASH_SOURCE[0]}")/bootable.sh" "$BASE" "$OUT-bootable"
-fi
 OUTPUTS=(disk.qcow2 vmlinuz initrd.img manifest.json)
 
 log() { printf '[build.sh %s] %s\n' "$(date +%T)" "$*" >&2; }

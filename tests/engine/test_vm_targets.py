@@ -382,10 +382,10 @@ def test_the_db_data_disk_keeps_its_marker_when_the_db_vm_is_replaced(vm_env: Vm
 
 @pytest.fixture(scope="module")
 def image_volume(vm_env: VmEnv) -> Iterator[dict[str, str]]:
-    """A second guest image as a user keeps a cloud image: the bootable variant that
-    images/guest/build.sh --bootable builds (partitioned, SYSLINUX), uploaded into a pool
-    of its own beside the environment's."""
-    built = run("bash", str(PROJECT / "images" / "guest" / "build.sh"), "--bootable", timeout=1800)
+    """A second guest image as a user keeps a cloud image: the bootable variant
+    (partitioned, SYSLINUX) that images/guest/bootable.sh makes from build.sh's image,
+    uploaded into a pool of its own beside the environment's."""
+    built = run("bash", str(PROJECT / "images" / "guest" / "bootable.sh"), timeout=1800)
     disk = Path(built.stdout.splitlines()[-1]) / "disk.qcow2"
     size = json.loads(run("qemu-img", "info", "--output=json", str(disk)).stdout)["virtual-size"]
     pool, volume = f"{vm_env.name}-images", "bootable.qcow2"
