@@ -150,8 +150,9 @@ def ranges(env: str) -> list[ipaddress.IPv4Network]:
 
 
 def inventory(env: str) -> dict[str, str]:
-    """What libvirt holds of ``env``: domains (with their ids), volumes (with their sizes)
-    and networks."""
+    """What libvirt holds of ``env``: domains (with their ids), volumes (with their
+    capacities) and networks. Not the volumes' allocation: a running guest's writes (its
+    journal) change that on their own."""
     held = {}
     for domain in virsh("list", "--all", "--name").stdout.split():
         if domain.startswith(f"{env}-"):
@@ -160,7 +161,10 @@ def inventory(env: str) -> dict[str, str]:
         for volume in virsh("vol-list", pool).stdout.splitlines()[2:]:
             if volume.split():
                 name = volume.split()[0]
-                held[name] = virsh("vol-info", "--bytes", "--pool", pool, name).stdout
+                info = virsh("vol-info", "--bytes", "--pool", pool, name).stdout
+                held[name] = "\n".join(
+                    line for line in info.splitlines() if not line.startswith("Allocation:")
+                )
     held["net"] = virsh("net-dumpxml", f"{env}-net").stdout
     return held
 
