@@ -26,7 +26,7 @@ from virtstack.engines.base import (
     Tunnel,
 )
 from virtstack.engines.hostcmd import retry_transient
-from virtstack.engines.vmbackup import DISK_SUFFIX
+from virtstack.engines.vmbackup import DISK_SUFFIX, pool_state
 from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
 from virtstack.spec import EnvironmentSpec, PoolVolume, key
 
@@ -201,10 +201,10 @@ class LibvirtAdapter:
 
     def _volume_missing(self, uri: str, image: PoolVolume) -> str:
         try:
-            info = hostcmd.run(hostcmd.virsh_argv(uri, "pool-info", image.pool), uri=uri)
+            state = pool_state(uri, image.pool)
         except EngineCommandError:
             return f"no storage pool {image.pool} on {uri}"
-        if not any(line.split() == ["State:", "running"] for line in info.splitlines()):
+        if state != "running":
             return f"storage pool {image.pool} on {uri} is not active (virsh pool-start)"
         return f"no volume {image.volume} in storage pool {image.pool} on {uri}"
 

@@ -248,7 +248,7 @@ def write(uri: str, env: str, spec_path: str, volume: str) -> DataWrite:
     if pool not in _virsh(uri, "pool-list", "--all", "--name").split():
         _virsh(uri, "pool-define-as", pool, "dir", "--target", spec_path)
         _virsh(uri, "pool-build", pool)
-    if _pool_state(uri, pool) != "running":
+    if pool_state(uri, pool) != "running":
         _virsh(uri, "pool-start", pool)
     users = []
     if volume in _virsh(uri, "vol-list", pool).split():
@@ -267,7 +267,8 @@ def write(uri: str, env: str, spec_path: str, volume: str) -> DataWrite:
     )
 
 
-def _pool_state(uri: str, pool: str) -> str:
+def pool_state(uri: str, pool: str) -> str:
+    """``running``, ``inactive`` ...: the State line of ``virsh pool-info``."""
     for line in _virsh(uri, "pool-info", pool).splitlines():
         label, _, value = line.partition(":")
         if label.strip() == "State":
