@@ -43,10 +43,10 @@ log() { printf '[toolchain.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 # The cache key: pinned versions plus a digest of every wrapper source file, so any
-# change to go.mod, go.sum, a main or the shim gives a new directory.
+# change to go.mod, go.sum, a main, the shim or a patch gives a new directory.
 cache_key() {
     local digest
-    digest=$(cd "$SRC" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print0 |
+    digest=$(cd "$SRC" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name '*.patch' \) -print0 |
         LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
     echo "pulumi-${PULUMI_VERSION}_docker-${DOCKER_VERSION}_libvirt-${LIBVIRT_VERSION}_${digest}"
 }
@@ -105,6 +105,22 @@ find_go() {
     die "no Go command: install Go >= 1.26.6 (or set GO=/path/to/go)"
 }
 
+# Our patch to the upstream Docker provider (patches/, which says why) is applied to a
+# copy of that module, which a copy of go.mod (`go build -modfile`) puts in its place:
+# the module cache and tools/toolchain/go.mod stay as they are. A hunk that no longer
+# applies stops the build.
+patch_upstream() { # $1 go, $2 build directory (gets go.mod, go.sum, upstream-docker/)
+    local go=$1 tmp=$2 patch=$SRC/patches/terraform-provider-docker.patch upstream module
+    module=github.com/terraform-providers/terraform-provider-docker
+    upstream=$(cd "$SRC" && "$go" list -m -f '{{.Dir}}' "$module")
+    cp -R "$upstream" "$tmp/upstream-docker"
+    chmod -R u+w "$tmp/upstream-docker"
+    patch --batch --forward --fuzz=0 --quiet -p1 -d "$tmp/upstream-docker" <"$patch" >&2 ||
+        die "$patch no longer applies to $upstream"
+    cp "$SRC/go.mod" "$SRC/go.sum" "$tmp/"
+    (cd "$SRC" && "$go" mod edit -modfile="$tmp/go.mod" -replace="$module=$tmp/upstream-docker")
+}
+
 build() { # $1 target directory (complete on success)
     local dir=$1 go tmp sdk start
     go=$(find_go)
@@ -119,13 +135,17 @@ build() { # $1 target directory (complete on success)
     # shared by the CLI, the language host and both providers compile once and the
     # compiler runs them in parallel. -X on a missing symbol is ignored, hence one
     # -ldflags for all. no_compose drops the upstream Docker provider's compose code.
+    patch_upstream "$go" "$tmp"
     (cd "$SRC" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false "$go" build -trimpath \
+        -modfile "$tmp/go.mod" \
         -tags osusergo,grpcnotrace,no_compose \
         -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION \
 -X main.dockerVersion=$DOCKER_VERSION -X main.libvirtVersion=$LIBVIRT_VERSION" \
         -o "$tmp/bin/" \
         github.com/pulumi/pulumi/pkg/v3/cmd/pulumi \
         ./cmd/pulumi-language-python ./cmd/pulumi-resource-docker ./cmd/pulumi-resource-libvirt)
+
+    rm -rf "$tmp/upstream-docker" "$tmp/go.mod" "$tmp/go.sum"
 
     # The Python runner our language host executes ships in the sdk/v3 module.
     sdk=$(cd "$SRC" && "$go" list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)
