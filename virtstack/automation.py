@@ -1,27 +1,52 @@
-"""Pulumi's Automation API as virtstack runs it: one CLI start per operation.
+"""Pulumi's Automation API for the calls virtstack's runs do not make themselves.
 
-The stock objects start the CLI (about 0.4 s each) for more than the operation asked:
-``pulumi version`` for every workspace, ``stack select`` for every stack, and after every
-update ``stack output`` twice and ``stack history``. Here the toolchain's own stamp gives
-the version, the local file backend says whether the stack exists (every command names
-its stack with ``--stack`` anyway), and an update's outputs come from the checkpoint it
-wrote (:mod:`virtstack.checkpoint`, secrets masked). virtstack reads no run summary.
+virtstack starts ``pulumi`` for its runs and stack creation (:mod:`virtstack.runner`);
+the Automation API serves the rest (unlock, export, revealed outputs). The stock objects
+start the CLI (about 0.4 s each) for more than asked: ``pulumi version`` for every
+workspace and ``stack select`` for every stack. Here the toolchain's own stamp gives the
+version, and the local file backend says whether the stack exists (every command names
+its stack with ``--stack`` anyway).
 """
 
 from __future__ import annotations
 
-import datetime
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pulumi import automation as auto
 from pulumi.automation._stack import StackInitMode
+from semver import VersionInfo
 
-from virtstack import checkpoint, pki, toolchain
-from virtstack.pulumicmd import GracefulPulumiCommand
+from virtstack import checkpoint, pulumicmd, toolchain
 
 if TYPE_CHECKING:
     from virtstack.environment import StackRef
+
+
+class GracefulPulumiCommand(auto.PulumiCommand):
+    """``pulumi`` as :func:`virtstack.pulumicmd.run` runs it: a Ctrl-C cancels gracefully."""
+
+    def __init__(self, root: str | None = None, *, known_version: str | None = None) -> None:
+        if known_version is None:
+            super().__init__(root)
+            return
+        # The toolchain's own stamp: `pulumi version` would take a CLI start to say it.
+        self.command = os.path.join(root, "bin", "pulumi") if root else "pulumi"
+        self.version = VersionInfo.parse(known_version.removeprefix("v"))
+
+    def run(
+        self,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        on_output: pulumicmd.OnOutput | None = None,
+        on_error: pulumicmd.OnOutput | None = None,
+    ) -> auto.CommandResult:
+        done = pulumicmd.run(self.command, args, cwd, additional_env, on_output, on_error)
+        done.check()
+        return auto.CommandResult(stdout=done.stdout, stderr=done.stderr, code=done.code)
 
 
 class Workspace(auto.LocalWorkspace):
@@ -38,39 +63,19 @@ class Workspace(auto.LocalWorkspace):
 
 
 class Stack(auto.Stack):
-    """A stack whose runs start the CLI once each."""
+    """A stack of a :class:`Workspace`."""
 
     workspace: Workspace
 
-    def outputs(self) -> auto.OutputMap:
-        """The latest outputs, secrets masked (read from the checkpoint, no CLI start)."""
-        found = checkpoint.outputs(self.workspace.ref) or {}
-        return {k: auto.OutputValue(o.value, o.secret) for k, o in found.items()}
-
-    def info(self, show_secrets: bool = True) -> auto.UpdateSummary | None:
-        """No summary: virtstack reports a run from its events (`stack history` not run)."""
-        now = datetime.datetime.now(tz=datetime.UTC)
-        return auto.UpdateSummary("update", now, "", {}, {}, "succeeded", end_time=now)
-
-
-def stack_environment(ref: StackRef) -> dict[str, str]:
-    """The variables ``ref``'s Pulumi runs get: the toolchain's, and the one CA they trust.
-
-    The providers (Go: the file is read when they first verify a certificate, after the
-    program made the CA) trust the environment's own CA and no other: its registry is the
-    only HTTPS server they reach by the system's roots.
-    """
-    env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
-    env_vars["SSL_CERT_FILE"] = str(pki.ca_file(Path(ref.project), ref.env))
-    return env_vars
-
 
 def open_stack(ref: StackRef) -> Stack:
-    """``ref``'s stack, created in the backend unless it exists."""
+    """``ref``'s stack, which exists (:meth:`virtstack.runner.PulumiRunner.init`)."""
+    from virtstack.runner import stack_environment
+
     env_vars = stack_environment(ref)
     root = toolchain.toolchain_dir(ref.project)
     command = GracefulPulumiCommand(str(root), known_version=toolchain.pulumi_version(root))
     workspace = Workspace(
         ref, work_dir=str(Path(ref.project)), env_vars=env_vars, pulumi_command=command
     )
-    return Stack(ref.env, workspace, StackInitMode.CREATE_OR_SELECT)
+    return Stack(ref.env, workspace, StackInitMode.SELECT)

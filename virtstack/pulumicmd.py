@@ -1,4 +1,4 @@
-"""The Pulumi CLI as the Automation API runs it, made safe to interrupt.
+"""The Pulumi CLI, run as the Automation API runs it, made safe to interrupt.
 
 The stock runner starts ``pulumi`` in virtstack's own process group, so a Ctrl-C on the
 terminal also reaches the language host and the provider plugins directly; and when
@@ -9,98 +9,191 @@ graceful cancel: operations in flight finish, the state is written, the lock is 
 and the plugins are stopped. virtstack waits for that, then reports the interruption. From
 just before ``pulumi`` starts until it has ended, a Ctrl-C is queued rather than raised, so
 no press can land between starting it and supervising it.
+
+A run's engine events come from the file Pulumi writes them to (``--event-log``), read
+as they arrive. Only that reader imports Pulumi's SDK (for its event type, about 0.25 s
+of CPU), and only once ``pulumi`` has started: virtstack's own start-up does not wait
+for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
-
-from pulumi.automation import CommandResult, PulumiCommand
-from pulumi.automation.errors import create_command_error
-from semver import VersionInfo
+from typing import IO, TYPE_CHECKING
 
 from virtstack.errors import RunInterruptedError
+
+if TYPE_CHECKING:
+    from pulumi.automation import EngineEvent
 
 CANCEL_GRACE = 300.0
 """Seconds Pulumi may take to finish the operations in flight after a Ctrl-C."""
 
 OnOutput = Callable[[str], None]
+OnEvent = Callable[["EngineEvent"], None]
 
 INTERRUPTED_BEFORE = "interrupted before Pulumi started: nothing was changed"
 
+EVENT_POLL = 0.05
+"""Seconds between looks at the event file while Pulumi runs (it has no end marker
+until the run ends; the last events are read as soon as the process exits)."""
 
-class GracefulPulumiCommand(PulumiCommand):
-    """``pulumi`` in its own session; a Ctrl-C becomes Pulumi's graceful cancel."""
 
-    def __init__(self, root: str | None = None, *, known_version: str | None = None) -> None:
-        if known_version is None:
-            super().__init__(root)
-            return
-        # The toolchain's own stamp: `pulumi version` would take a CLI start to say it.
-        self.command = os.path.join(root, "bin", "pulumi") if root else "pulumi"
-        self.version = VersionInfo.parse(known_version.removeprefix("v"))
+@dataclass(frozen=True)
+class Finished:
+    """A ``pulumi`` run that ended by itself."""
 
-    def run(
-        self,
-        args: list[str],
-        cwd: str,
-        additional_env: Mapping[str, str],
-        on_output: OnOutput | None = None,
-        on_error: OnOutput | None = None,
-    ) -> CommandResult:
-        # Never prompt: a run with nobody to answer must fail, not hang.
-        head = args[: args.index("--")] if "--" in args else args
-        argv = [
-            self.command,
-            *([] if "--non-interactive" in head else ["--non-interactive"]),
-            *args,
+    code: int
+    stdout: str
+    stderr: str
+
+    def check(self) -> Finished:
+        """This run, unless it failed: then the Automation API's error for it (a
+        ConcurrentUpdateError for a locked stack, else a CommandError)."""
+        if self.code != 0:
+            from pulumi.automation import CommandResult
+            from pulumi.automation.errors import create_command_error
+
+            raise create_command_error(CommandResult(self.stdout, self.stderr, self.code))
+        return self
+
+
+def run(
+    pulumi: str,
+    args: list[str],
+    cwd: str,
+    additional_env: Mapping[str, str],
+    on_output: OnOutput | None = None,
+    on_error: OnOutput | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Finished:
+    """Run ``pulumi args`` in a session of its own; a Ctrl-C becomes its graceful cancel
+    (then RunInterruptedError). A run that fails is returned too: see :meth:`Finished.check`.
+    ``on_start`` is called once the process runs."""
+    # Never prompt: a run with nobody to answer must fail, not hang.
+    head = args[: args.index("--")] if "--" in args else args
+    argv = [pulumi, *([] if "--non-interactive" in head else ["--non-interactive"]), *args]
+    env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+    # Plugins next to the binary first, as the stock runner does.
+    env["PATH"] = os.pathsep.join([str(Path(pulumi).parent), env.get("PATH", "")])
+    presses: queue.SimpleQueue[int] = queue.SimpleQueue()
+    with _ctrl_c_queued(presses):
+        if not presses.empty():
+            raise RunInterruptedError(INTERRUPTED_BEFORE)
+        process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            encoding="utf-8",
+            start_new_session=True,
+        )
+        if on_start is not None:
+            on_start()
+        out: list[str] = []
+        err: list[str] = []
+        readers = [
+            threading.Thread(target=_read, args=(process.stdout, on_output, out), daemon=True),
+            threading.Thread(target=_read, args=(process.stderr, on_error, err), daemon=True),
         ]
-        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-        # Plugins next to the binary first, as the stock runner does.
-        env["PATH"] = os.pathsep.join([str(Path(self.command).parent), env.get("PATH", "")])
-        presses: queue.SimpleQueue[int] = queue.SimpleQueue()
-        with _ctrl_c_queued(presses):
-            if not presses.empty():
-                raise RunInterruptedError(INTERRUPTED_BEFORE)
-            process = subprocess.Popen(
-                argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                env=env,
-                encoding="utf-8",
-                start_new_session=True,
-            )
-            out: list[str] = []
-            err: list[str] = []
-            readers = [
-                threading.Thread(target=_read, args=(process.stdout, on_output, out), daemon=True),
-                threading.Thread(target=_read, args=(process.stderr, on_error, err), daemon=True),
-            ]
-            for reader in readers:
-                reader.start()
-            threading.Thread(target=_report_exit, args=(process, presses), daemon=True).start()
-            code = _wait(process, presses)
-            if code is None:
-                _cancel(process, presses)
-                raise RunInterruptedError(
-                    "interrupted: Pulumi cancelled the run after the operations in flight "
-                    "(the stack is consistent; run the command again to converge)"
-                )
         for reader in readers:
-            reader.join()
-        result = CommandResult(stdout="\n".join(out), stderr="\n".join(err), code=code)
-        if code != 0:
-            raise create_command_error(result)
-        return result
+            reader.start()
+        threading.Thread(target=_report_exit, args=(process, presses), daemon=True).start()
+        code = _wait(process, presses)
+        if code is None:
+            _cancel(process, presses)
+            raise RunInterruptedError(
+                "interrupted: Pulumi cancelled the run after the operations in flight "
+                "(the stack is consistent; run the command again to converge)"
+            )
+    for reader in readers:
+        reader.join()
+    return Finished(code, "\n".join(out), "\n".join(err))
+
+
+def run_with_events(
+    pulumi: str, args: list[str], cwd: str, additional_env: Mapping[str, str], on_event: OnEvent
+) -> Finished:
+    """:func:`run` with ``--event-log``: each engine event goes to ``on_event`` as it comes
+    (from another thread), and every one has gone before this returns."""
+    with tempfile.TemporaryDirectory(prefix="virtstack-events-") as tmp:
+        path = Path(tmp) / "events.jsonl"
+        reader = _EventReader(path, on_event)
+        try:
+            # Started once `pulumi` runs: its import would only slow virtstack's last steps.
+            return run(
+                pulumi,
+                [*args, "--event-log", str(path)],
+                cwd,
+                additional_env,
+                on_start=reader.start,
+            )
+        finally:
+            reader.finish()
+
+
+class _EventReader(threading.Thread):
+    """Reads the event file as Pulumi appends to it, one JSON document a line."""
+
+    def __init__(self, path: Path, on_event: OnEvent) -> None:
+        super().__init__(name="pulumi-events", daemon=True)
+        self._path = path
+        self._on_event = on_event
+        self._ended = threading.Event()
+        self._failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._follow()
+        except BaseException as exc:  # raised again by finish()
+            self._failure = exc
+
+    def finish(self) -> None:
+        """After the run: deliver what is left, then raise what a callback raised."""
+        self._ended.set()
+        if self.ident is not None:  # started
+            self.join()
+        if self._failure is not None:
+            raise self._failure
+
+    def _follow(self) -> None:
+        from pulumi.automation import EngineEvent  # slow; Pulumi is starting meanwhile
+
+        with contextlib.ExitStack() as stack:
+            stream: IO[str] | None = None
+            partial = ""
+            while True:
+                ended = self._ended.is_set()  # before reading: nothing is written after
+                if stream is None and self._path.exists():
+                    stream = stack.enter_context(self._path.open(encoding="utf-8"))
+                for line in _lines(stream):
+                    if not line.endswith("\n"):
+                        partial += line
+                        continue
+                    self._on_event(EngineEvent.from_json(json.loads(partial + line)))
+                    partial = ""
+                if ended:
+                    return
+                self._ended.wait(EVENT_POLL)
+
+
+def _lines(stream: IO[str] | None) -> Iterator[str]:
+    """The lines (the last one maybe partial) that are in the file by now."""
+    if stream is None:
+        return
+    while line := stream.readline():
+        yield line
 
 
 @contextlib.contextmanager

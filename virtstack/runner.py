@@ -1,28 +1,26 @@
 """The runner: Pulumi, which runs the program and keeps the stack's state.
 
 (The *engine* is what runs the workloads, Docker or libvirt; see :mod:`virtstack.engines`.)
-:class:`PulumiRunner` drives the Automation API against the project's local file backend;
-the CLI only needs the :class:`Runner` protocol, so it is tested without Pulumi.
+:class:`PulumiRunner` runs the Pulumi CLI on the project's local file backend, as the
+Automation API would (:mod:`virtstack.pulumicmd`); the CLI only needs the :class:`Runner`
+protocol, so it is tested without Pulumi.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import re
 import socket
 import subprocess
-import sys
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from virtstack import checkpoint, stackfiles
+from virtstack import checkpoint, pki, pulumicmd, stackfiles, toolchain
 from virtstack.checkpoint import StackOutput
 from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.plan.events import diagnostic_lines
@@ -45,9 +43,6 @@ class Runner(Protocol):
     ``up`` and ``destroy`` get the checked environment: its engine decides how many
     resource operations may run at once.
     """
-
-    def warm_up(self) -> None:
-        """Start loading what a run needs, in the background, while the engine is asked."""
 
     def init(self, ref: StackRef) -> None:
         """Create the stack in the backend unless it exists."""
@@ -122,35 +117,23 @@ _GENERIC = re.compile(
 )
 
 
-_AUTOMATION = "virtstack.automation"
-_warming: list[threading.Thread] = []
+def stack_environment(ref: StackRef) -> dict[str, str]:
+    """The variables ``ref``'s Pulumi runs get: the toolchain's, and the one CA they trust.
 
-
-def warm_up() -> None:
-    """Import the Automation API in the background: a Pulumi run follows.
-
-    It takes about 0.3 s to import; loading the environment and the engine checks that
-    come first mostly wait on files and the engine, so the import runs meanwhile.
+    The providers (Go: the file is read when they first verify a certificate, after the
+    program made the CA) trust the environment's own CA and no other: its registry is the
+    only HTTPS server they reach by the system's roots.
     """
-    if _AUTOMATION not in sys.modules and not _warming:
-        thread = threading.Thread(target=importlib.import_module, args=(_AUTOMATION,))
-        thread.daemon = True
-        thread.start()
-        _warming.append(thread)
-
-
-def _warmed() -> None:
-    """Wait for a warm-up import in flight: two threads importing the same package at
-    once may see it half initialised (Pulumi's modules import each other)."""
-    while _warming:
-        _warming.pop().join()
+    env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
+    env_vars["SSL_CERT_FILE"] = str(pki.ca_file(Path(ref.project), ref.env))
+    return env_vars
 
 
 class PulumiRunner:
-    """Pulumi's Automation API on the project's program and local file backend.
+    """The Pulumi CLI on the project's program and local file backend.
 
-    One runner serves one command: it opens each stack once (:mod:`virtstack.automation`
-    starts the CLI once per operation) and reads outputs from the stack's checkpoint.
+    One runner serves one command: it opens each Automation API stack once, and reads
+    outputs from the stack's checkpoint.
     """
 
     def __init__(self) -> None:
@@ -160,25 +143,28 @@ class PulumiRunner:
         # The target override and a pending edit only change the config file of a run.
         key = (Path(ref.project), ref.env)
         if key not in self._stacks:
-            _warmed()
-            automation = importlib.import_module(_AUTOMATION)  # slow: Pulumi runs only
+            from virtstack import automation  # slow (Pulumi's SDK): the calls it serves only
+
+            self.init(ref)
             self._stacks[key] = automation.open_stack(ref)
         return self._stacks[key]
 
-    def warm_up(self) -> None:
-        warm_up()
-
     def init(self, ref: StackRef) -> None:
+        # A stack with a checkpoint exists: no CLI start to ask.
+        if checkpoint.checkpoint_file(ref) is not None:
+            return
         with _failures("init", ref, EventLog()):
-            self._stack(ref)
+            done = pulumicmd.run(
+                _pulumi(ref), ["stack", "init", ref.env], str(ref.project), stack_environment(ref)
+            )
+            if done.code != 0 and checkpoint.checkpoint_file(ref) is None:
+                done.check()  # not made meanwhile by another command: a real failure
 
     def set_secret(self, ref: StackRef, name: str, value: str, *, path: bool = False) -> None:
-        from virtstack import toolchain
-
         self.init(ref)
         # On standard input, never on a command line: argv is readable by every local user.
         argv = [
-            str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi"),
+            _pulumi(ref),
             "--non-interactive", "config", "set", "--secret", "--stack", ref.env,
             *(["--path"] if path else []), name,
         ]  # fmt: skip
@@ -212,34 +198,30 @@ class PulumiRunner:
         return [str(lock) for lock in found]
 
     def preview(self, ref: StackRef, on_event: OnEvent) -> None:
-        log = EventLog(on_event)
-        with _failures("preview", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).preview(on_event=log, config_file=config_file, color="never")
+        self._run("preview", ref, [], on_event)
 
     def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        log = EventLog(on_event)
-        with _failures("up", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).up(
-                on_event=log,
-                config_file=config_file,
-                color="never",
-                parallel=environment.adapter.parallel,
-            )
+        parallel = _parallel(environment)
+        self._run("up", ref, ["--yes", "--skip-preview", *parallel], on_event)
 
     def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        log = EventLog(on_event)
-        with _failures("destroy", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).destroy(
-                on_event=log,
-                config_file=config_file,
-                color="never",
-                parallel=environment.adapter.parallel,
-            )
+        parallel = _parallel(environment)
+        self._run("destroy", ref, ["--yes", "--skip-preview", *parallel], on_event)
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None:
+        self._run("refresh", ref, ["--yes", "--skip-preview"], on_event)
+
+    def _run(self, operation: str, ref: StackRef, flags: list[str], on_event: OnEvent) -> None:
+        """One Pulumi operation, with the arguments the Automation API would give it."""
         log = EventLog(on_event)
-        with _failures("refresh", ref, log), _config_file(ref) as config_file:
-            self._stack(ref).refresh(on_event=log, config_file=config_file, color="never")
+        self.init(ref)
+        with _failures(operation, ref, log), _config_file(ref) as config_file:
+            args = [
+                operation, *flags, "--color", "never", "--exec-kind", "auto.local",
+                "--stack", ref.env, *(["--config-file", config_file] if config_file else []),
+            ]  # fmt: skip
+            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}
+            pulumicmd.run_with_events(_pulumi(ref), args, str(ref.project), env, log).check()
 
     def outputs(self, ref: StackRef, *, reveal: bool = False) -> dict[str, StackOutput]:
         """The stack's outputs; ``reveal`` decrypts secret ones (two CLI starts)."""
@@ -328,22 +310,25 @@ def _config_file(ref: StackRef) -> Iterator[str | None]:
 @contextlib.contextmanager
 def _failures(operation: str, ref: StackRef, log: EventLog) -> Iterator[None]:
     """Automation API errors as :class:`OperationError`, one line per Pulumi error."""
-    _warmed()
-    from pulumi.automation import errors as auto_errors
-
     try:
         yield
-    except auto_errors.ConcurrentUpdateError:
-        holders = (
-            "; ".join(str(lock) for lock in pulumi_locks(ref.project, ref.env)) or "another process"
-        )
-        raise EnvironmentBusyError(
-            f"{ref.env}: Pulumi's lock on the stack is held by {holders} (if that run "
-            f"crashed: virtstack unlock {ref.env})"
-        ) from None
-    except auto_errors.CommandError as exc:
-        problems = log.errors() or _stderr_problems(exc)
-        raise OperationError(operation, ref.env, problems) from None
+    except Exception as exc:
+        # Imported only now: Pulumi's SDK takes a while, and a run that worked needs none.
+        from pulumi.automation import errors as auto_errors
+
+        if isinstance(exc, auto_errors.ConcurrentUpdateError):
+            holders = (
+                "; ".join(str(lock) for lock in pulumi_locks(ref.project, ref.env))
+                or "another process"
+            )
+            raise EnvironmentBusyError(
+                f"{ref.env}: Pulumi's lock on the stack is held by {holders} (if that run "
+                f"crashed: virtstack unlock {ref.env})"
+            ) from None
+        if isinstance(exc, auto_errors.CommandError):
+            problems = log.errors() or _stderr_problems(exc)
+            raise OperationError(operation, ref.env, problems) from None
+        raise
 
 
 def _stderr_problems(exc: Exception) -> list[str]:
@@ -352,3 +337,15 @@ def _stderr_problems(exc: Exception) -> list[str]:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln.removeprefix("error: ") for ln in lines if ln.startswith("error:")]
     return errors or lines[-3:]
+
+
+def _pulumi(ref: StackRef) -> str:
+    """The toolchain's ``pulumi`` for the project (ToolchainMissingError without one)."""
+    toolchain.pulumi_environment(ref.project)  # the checked way to say it is missing
+    return str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi")
+
+
+def _parallel(environment: Environment) -> list[str]:
+    """``--parallel N`` when the engine limits how many operations run at once."""
+    parallel = environment.adapter.parallel
+    return [] if parallel is None else ["--parallel", str(parallel)]

@@ -90,7 +90,6 @@ def start(
     Raises :class:`EngineUnreachableError` naming the URI and ``virtstack:engine.uri``,
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
-    services.runner.warm_up()  # a Pulumi run follows the loading and the checks
     session = open_session(ref, services, environment=environment)
     uri, spec = session.environment.uri, session.environment.spec
 

@@ -132,13 +132,3 @@ def test_refresh_runs_inside_the_registry_tunnel_up_opens(project: Path) -> None
     assert spec.registry.enabled
     assert spec.tiers
     assert uri == "unix:///var/run/docker.sock"
-
-
-def test_the_commands_that_warm_up_pulumi_early_exist() -> None:
-    """A renamed command would silently lose the early import of the Automation API."""
-    import typer.main
-
-    from virtstack.cli import RUNS_PULUMI, app
-
-    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    assert not RUNS_PULUMI - names, RUNS_PULUMI - names

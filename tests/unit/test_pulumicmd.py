@@ -1,4 +1,5 @@
-"""A Ctrl-C during a Pulumi run: Pulumi's graceful cancel, then nothing left running."""
+"""Pulumi runs: a Ctrl-C is Pulumi's graceful cancel (nothing left running), and every
+engine event reaches its handler."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.automation import EngineEvent
 from pulumi.automation.errors import CommandError
 
+from virtstack import pulumicmd
+from virtstack.automation import GracefulPulumiCommand
 from virtstack.errors import RunInterruptedError
-from virtstack.pulumicmd import GracefulPulumiCommand
 
 # A stand-in `pulumi`: answers `version`; otherwise starts a "plugin" child and runs until
 # SIGINT, which it handles as Pulumi does (finish, write, exit), recording that it did.
@@ -115,3 +118,45 @@ def running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+# A stand-in `pulumi` that writes engine events to its --event-log file: the second one
+# in two halves, the last one just before it exits.
+EVENT_WRITER = """\
+import json, sys, time
+path = sys.argv[sys.argv.index("--event-log") + 1]
+def event(n):
+    return json.dumps({"sequence": n, "timestamp": 1, "diagnosticEvent":
+                       {"message": f"m{n}", "color": "never", "severity": "info"}}) + "\\n"
+with open(path, "w") as log:
+    log.write(event(0)); log.flush(); time.sleep(0.2)
+    half = len(event(1)) // 2
+    log.write(event(1)[:half]); log.flush(); time.sleep(0.2)
+    log.write(event(1)[half:]); log.write(event(2))
+"""
+
+
+@pytest.fixture
+def event_writer(tmp_path: Path) -> str:
+    script = tmp_path / "pulumi"
+    script.write_text(f"#!{sys.executable}\n{EVENT_WRITER}")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_every_event_arrives_whole_and_in_order_before_the_run_returns(
+    event_writer: str, tmp_path: Path
+) -> None:
+    seen: list[EngineEvent] = []
+    done = pulumicmd.run_with_events(event_writer, ["up"], str(tmp_path), {}, seen.append)
+    assert done.code == 0
+    assert [e.sequence for e in seen] == [0, 1, 2]
+    assert [e.diagnostic_event.message for e in seen if e.diagnostic_event] == ["m0", "m1", "m2"]
+
+
+def test_a_failing_event_handler_fails_the_run(event_writer: str, tmp_path: Path) -> None:
+    def broken(event: EngineEvent) -> None:
+        raise ValueError(f"cannot show event {event.sequence}")
+
+    with pytest.raises(ValueError, match="cannot show event 0"):
+        pulumicmd.run_with_events(event_writer, ["up"], str(tmp_path), {}, broken)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from tests.unit.fixtures.cli_support import (
     events,
     read_yaml,
 )
-from virtstack import runner
+from virtstack import pulumicmd, runner
 from virtstack.environment import StackRef, load
 from virtstack.errors import ToolchainMissingError
 
@@ -56,36 +55,31 @@ def test_event_log_keeps_the_specific_errors() -> None:
     assert len(log.events) == 5
 
 
-@dataclass
-class _Stack:
-    """Stands in for an Automation API stack: records the keyword arguments of each run."""
-
-    runs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def up(self, **kwargs: Any) -> None:
-        self.runs.append(("up", kwargs))
-
-    def destroy(self, **kwargs: Any) -> None:
-        self.runs.append(("destroy", kwargs))
-
-
-@pytest.mark.parametrize(("parallel", "expected"), [(1, 1), (None, None)])
+@pytest.mark.parametrize(("parallel", "expected"), [(1, ["--parallel", "1"]), (None, [])])
 def test_the_engine_adapter_sets_how_many_operations_run_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: int | None, expected: int | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: int | None, expected: list[str]
 ) -> None:
     project = copy_project(tmp_path / "p")
     ref = StackRef(project=project, env="dev")
-    stack = _Stack()
-    monkeypatch.setattr(runner.PulumiRunner, "_stack", lambda self, ref: stack)
+    runs: list[list[str]] = []
+
+    def record(pulumi: str, args: list[str], *rest: Any) -> pulumicmd.Finished:
+        runs.append(args)
+        return pulumicmd.Finished(0, "", "")
+
+    monkeypatch.setattr(runner.PulumiRunner, "init", lambda self, ref: None)
+    monkeypatch.setattr(runner, "stack_environment", lambda ref: {})
+    monkeypatch.setattr(runner, "_pulumi", lambda ref: "pulumi")
+    monkeypatch.setattr(pulumicmd, "run_with_events", record)
     environment = load(ref)
     # The environment's adapter is its target's: stand one in on a copy of the target.
     target = _with_adapter(environment.target, FakeAdapter(parallel=parallel))
     environment = type(environment)(config=environment.config, spec=environment.spec, target=target)
     runner.PulumiRunner().up(ref, environment, lambda event: None)
     runner.PulumiRunner().destroy(ref, environment, lambda event: None)
-    assert [(op, kwargs["parallel"]) for op, kwargs in stack.runs] == [
-        ("up", expected),
-        ("destroy", expected),
+    assert [args[: args.index("--color")] for args in runs] == [
+        ["up", "--yes", "--skip-preview", *expected],
+        ["destroy", "--yes", "--skip-preview", *expected],
     ]
 
 

@@ -60,8 +60,8 @@ def test_the_users_own_passphrase_wins(
 
 def test_pulumi_runs_trust_their_environments_ca_alone(project: Path) -> None:
     from virtstack import pki
-    from virtstack.automation import stack_environment
     from virtstack.environment import StackRef
+    from virtstack.runner import stack_environment
 
     shop = stack_environment(StackRef(project=project, env="shop"))
     other = stack_environment(StackRef(project=project, env="shop-db"))

@@ -6,7 +6,6 @@ done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
 import signal
-import sys
 
 from virtstack.cli import backups, environments, machines, operator, secrets, state
 from virtstack.cli.base import EXIT_BAD_INPUT, EXIT_FAILED, app
@@ -25,17 +24,8 @@ __all__ = [
 ]
 
 
-RUNS_PULUMI = frozenset({"preview", "up", "destroy", "refresh", "scale", "autoscale", "restore"})
-"""Commands that run Pulumi: they start importing its Automation API before typer has
-even built the command line (about 0.1 s) and the environment is loaded."""
-
-
 def main() -> None:
     """The ``virtstack`` command."""
-    if RUNS_PULUMI & set(sys.argv[1:]):
-        from virtstack.runner import warm_up
-
-        warm_up()
     try:
         app()
     finally:
