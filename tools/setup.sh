@@ -75,10 +75,16 @@ python_env() {
     [ -x .venv/bin/python ] || python3 -m venv .venv
     local stamp=.venv/.virtstack-installed want
     want=$(sha256sum pyproject.toml | cut -c1-16)
-    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then echo "Python environment current"; return; fi
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e . --group dev
-    echo "$want" > "$stamp"
+    if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        echo "Python environment current"
+    else
+        .venv/bin/pip install -q --upgrade pip
+        .venv/bin/pip install -q -e . --group dev
+        echo "$want" > "$stamp"
+    fi
+    # Byte-compiled here (what changed since, in seconds): where PYTHONDONTWRITEBYTECODE is
+    # set, every command and every Pulumi run would compile these modules again.
+    .venv/bin/python -m compileall -q virtstack components stacks
 }
 
 actionlint() {

@@ -25,16 +25,38 @@ def discover() -> dict[str, Target]:
     return found
 
 
-TARGETS: dict[str, Target] = discover()
+TARGETS: dict[str, Target]
+"""Every target by name: made on first use (:func:`__getattr__`)."""
+
+
+def __getattr__(name: str) -> object:
+    # Importing every target (and each one's engine adapter) waits until all are asked for:
+    # a run needs its own target alone.
+    if name == "TARGETS":
+        return _targets()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _targets() -> dict[str, Target]:
+    found: dict[str, Target] | None = globals().get("TARGETS")
+    if found is None:
+        found = globals()["TARGETS"] = discover()
+    return found
 
 
 def get(name: str) -> Target:
     """The target called ``name``."""
+    if "TARGETS" not in globals() and name in {m.name for m in pkgutil.iter_modules(__path__)}:
+        # A target's module usually bears its name: import that one only.
+        target = getattr(importlib.import_module(f"{__name__}.{name}"), "TARGET", None)
+        if isinstance(target, Target) and target.name == name:
+            return target
+    known = _targets()
     try:
-        return TARGETS[name]
+        return known[name]
     except KeyError:
         raise SpecError(
-            [f"{key('target')}: unknown target {name!r} (targets: {', '.join(TARGETS)})"]
+            [f"{key('target')}: unknown target {name!r} (targets: {', '.join(known)})"]
         ) from None
 
 
