@@ -432,4 +432,7 @@ def test_destroy_with_its_data_unpins_it_and_names_the_volume_left_on_its_node(
     assert not (CERTS_D / REGISTRY).exists()  # the nodes' trust went with the registry
     label = f"label=virtstack.namespace={swarm.name}"
     assert manager("service", "ls", "-q", "--filter", label).stdout.split() == []
-    run("docker", "-H", node_uri(node), "volume", "rm", data)
+    # The node's Docker removes the gone service's stopped containers on its own time.
+    retry(stop=stop_after_delay(60), wait=wait_fixed(0.5), reraise=True)(run)(
+        "docker", "-H", node_uri(node), "volume", "rm", data
+    )

@@ -206,7 +206,8 @@ def test_deleting_data_unpins_it_and_names_the_volumes_left_on_other_nodes(monke
         ADAPTER.delete_data(SPEC, "shop", URI)
     assert str(caught.value) == (
         "deleted shop_data_0, shop_registry-data; volumes on other nodes than the manager "
-        f"{URI} are left, unpinned: shop_data_1 on n2 (docker volume rm NAME on that node)"
+        f"{URI} are left, unpinned: shop_data_1 on n2 (docker volume rm NAME on that node, "
+        "once the service's stopped containers there are gone)"
     )
     changes = [c for c in calls if c[0] in {"node", "volume"} and c[1] in {"update", "rm"}]
     assert changes == [

@@ -125,7 +125,8 @@ class SwarmAdapter(DockerAdapter):
     def delete_data(self, spec: EnvironmentSpec, env: str, uri: str) -> list[str]:
         """Remove the manager's volumes and every pin. A volume on another node is out of
         the manager's reach: unpinned, it is named in the error, with the node to remove
-        it on (its replica service is gone, so nothing uses it any more)."""
+        it on (its replica service is gone; that node's Docker removes the service's
+        stopped containers shortly after, and then nothing uses the volume)."""
         found = self.find_data(spec, env, uri)
         local = {i.name for i in super().data_items(env, uri) if i.owned}
         owner = pins(self._nodes(uri))
@@ -141,7 +142,8 @@ class SwarmAdapter(DockerAdapter):
             done = f"deleted {', '.join(removed)}; " if removed else ""
             raise EngineCommandError(
                 f"{done}volumes on other nodes than the manager {uri} are left, unpinned: "
-                f"{', '.join(elsewhere)} (docker volume rm NAME on that node)"
+                f"{', '.join(elsewhere)} (docker volume rm NAME on that node, once the "
+                f"service's stopped containers there are gone)"
             )
         return removed
 
