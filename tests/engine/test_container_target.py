@@ -111,7 +111,9 @@ def wait_for_replicas(url: str, replicas: set[str]) -> None:
 
 
 class Load:
-    """Requests through the load balancer in a background thread, failures timestamped."""
+    """Requests through the load balancer in a background thread; each failure is timed
+    when its request was sent (one in flight to a replica that dies fails only when the
+    load balancer gives up on it, seconds later)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -125,11 +127,12 @@ class Load:
             # Bounded: at most 10 minutes of requests, whatever happens to the test.
             deadline = time.monotonic() + 600
             while not self._stop.is_set() and time.monotonic() < deadline:
+                sent = time.monotonic()
                 try:
                     client.get(self.url).raise_for_status()
                     self.ok += 1
                 except httpx.HTTPError:
-                    self.failures.append(time.monotonic())
+                    self.failures.append(sent)
                 time.sleep(0.02)
 
     def __enter__(self) -> Load:
