@@ -154,14 +154,14 @@ class PulumiRunner:
         if checkpoint.checkpoint_file(ref) is not None:
             return
         with _failures("init", ref, EventLog()):
-            done = pulumicmd.run(
-                _pulumi(ref), ["stack", "init", ref.env], str(ref.project), stack_environment(ref)
-            )
+            env = stack_environment(ref)  # first: ToolchainMissingError
+            done = pulumicmd.run(_pulumi(ref), ["stack", "init", ref.env], str(ref.project), env)
             if done.code != 0 and checkpoint.checkpoint_file(ref) is None:
                 done.check()  # not made meanwhile by another command: a real failure
 
     def set_secret(self, ref: StackRef, name: str, value: str, *, path: bool = False) -> None:
         self.init(ref)
+        env = toolchain.pulumi_environment(ref.project)  # first: ToolchainMissingError
         # On standard input, never on a command line: argv is readable by every local user.
         argv = [
             _pulumi(ref),
@@ -174,7 +174,7 @@ class PulumiRunner:
             capture_output=True,
             text=True,
             cwd=ref.project,
-            env={**os.environ, **toolchain.pulumi_environment(ref.project)},
+            env={**os.environ, **env},
             check=False,
         )
         if done.returncode != 0:
@@ -220,7 +220,7 @@ class PulumiRunner:
                 operation, *flags, "--color", "never", "--exec-kind", "auto.local",
                 "--stack", ref.env, *(["--config-file", config_file] if config_file else []),
             ]  # fmt: skip
-            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}
+            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
             pulumicmd.run_with_events(_pulumi(ref), args, str(ref.project), env, log).check()
 
     def outputs(self, ref: StackRef, *, reveal: bool = False) -> dict[str, StackOutput]:
@@ -340,8 +340,8 @@ def _stderr_problems(exc: Exception) -> list[str]:
 
 
 def _pulumi(ref: StackRef) -> str:
-    """The toolchain's ``pulumi`` for the project (ToolchainMissingError without one)."""
-    toolchain.pulumi_environment(ref.project)  # the checked way to say it is missing
+    """The toolchain's ``pulumi`` for the project; :func:`toolchain.pulumi_environment`,
+    called before it, says when there is none."""
     return str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi")
 
 
