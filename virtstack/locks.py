@@ -70,3 +70,16 @@ def holder(path: Path) -> str:
         f"`virtstack {info.get('command', '?')}` (pid {info.get('pid', '?')}, "
         f"{info.get('user', '?')}@{info.get('host', '?')}, since {info.get('since', '?')})"
     )
+
+
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (someone else's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

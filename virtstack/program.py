@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
-from virtstack import targets
+from virtstack import gate, targets
 from virtstack.environment import project_dir
 from virtstack.errors import SpecError
 from virtstack.secrets import plaintext_problems, secret_ref_problems
@@ -53,6 +53,7 @@ def tune_collector() -> None:
 
 def main() -> None:
     """Deploy the running stack's environment and export what it made."""
+    gate.wait()  # before anything is declared: `virtstack up` may still be checking
     spec = parse_spec(stack_config())
     target = targets.check(spec)
     plaintext = plaintext_problems(stack_config(), is_config_secret)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from virtstack.errors import RunInterruptedError
+from virtstack.gate import Gate
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
@@ -43,6 +44,7 @@ OnOutput = Callable[[str], None]
 OnEvent = Callable[["EngineEvent"], None]
 
 INTERRUPTED_BEFORE = "interrupted before Pulumi started: nothing was changed"
+INTERRUPTED_HELD = "interrupted before the run declared anything: nothing was changed"
 
 EVENT_POLL = 0.05
 """Seconds between looks at the event file while Pulumi runs (it has no end marker
@@ -80,46 +82,14 @@ def run(
     """Run ``pulumi args`` in a session of its own; a Ctrl-C becomes its graceful cancel
     (then RunInterruptedError). A run that fails is returned too: see :meth:`Finished.check`.
     ``on_start`` is called once the process runs."""
-    # Never prompt: a run with nobody to answer must fail, not hang.
-    head = args[: args.index("--")] if "--" in args else args
-    argv = [pulumi, *([] if "--non-interactive" in head else ["--non-interactive"]), *args]
-    env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
-    # Plugins next to the binary first, as the stock runner does.
-    env["PATH"] = os.pathsep.join([str(Path(pulumi).parent), env.get("PATH", "")])
     presses: queue.SimpleQueue[int] = queue.SimpleQueue()
     with _ctrl_c_queued(presses):
         if not presses.empty():
             raise RunInterruptedError(INTERRUPTED_BEFORE)
-        process = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            encoding="utf-8",
-            start_new_session=True,
-        )
+        process = _Process(pulumi, args, cwd, additional_env, presses, on_output, on_error)
         if on_start is not None:
             on_start()
-        out: list[str] = []
-        err: list[str] = []
-        readers = [
-            threading.Thread(target=_read, args=(process.stdout, on_output, out), daemon=True),
-            threading.Thread(target=_read, args=(process.stderr, on_error, err), daemon=True),
-        ]
-        for reader in readers:
-            reader.start()
-        threading.Thread(target=_report_exit, args=(process, presses), daemon=True).start()
-        code = _wait(process, presses)
-        if code is None:
-            _cancel(process, presses)
-            raise RunInterruptedError(
-                "interrupted: Pulumi cancelled the run after the operations in flight "
-                "(the stack is consistent; run the command again to converge)"
-            )
-    for reader in readers:
-        reader.join()
-    return Finished(code, "\n".join(out), "\n".join(err))
+        return process.wait()
 
 
 def run_with_events(
@@ -141,6 +111,146 @@ def run_with_events(
             )
         finally:
             reader.finish()
+
+
+class Held:
+    """A run started by :func:`held`, its program waiting at the gate."""
+
+    def __init__(self, process: _Process, gate: Gate, events: Path) -> None:
+        self._process = process
+        self._gate = gate
+        self._events = events
+        self.released = False
+        self.stopped: Finished | None = None
+        """How the run ended, once :meth:`stop` stopped it."""
+
+    def go(self, on_event: OnEvent) -> Finished:
+        """Let the run go on and wait for its end, as :func:`run_with_events` does; a
+        Ctrl-C pressed while it was held stops it with nothing changed (RunInterruptedError)."""
+        self.released = True
+        if self._process.interrupted():
+            self.stop()
+            raise RunInterruptedError(INTERRUPTED_HELD)
+        self._gate.go()
+        # Only now: the events so far are in the file, and the SDK's import would have
+        # competed with the checks that ran meanwhile.
+        reader = _EventReader(self._events, on_event)
+        reader.start()
+        try:
+            return self._process.wait()
+        finally:
+            reader.finish()
+
+    def stop(self) -> None:
+        """Fail the program at the gate and wait for the run's end (it changed nothing)."""
+        self.released = True
+        self._gate.stop()
+        self.stopped = self._process.ended()
+
+
+@contextlib.contextmanager
+def held(
+    pulumi: str, args: list[str], cwd: str, additional_env: Mapping[str, str]
+) -> Iterator[Held]:
+    """``pulumi args`` started now, its program held at the gate (:mod:`virtstack.gate`)
+    until :meth:`Held.go`: the caller checks meanwhile. Leaving the block otherwise stops
+    the run before its program declares anything. Until the run has ended, a Ctrl-C is
+    queued, as in :func:`run`."""
+    with tempfile.TemporaryDirectory(prefix="virtstack-run-") as tmp:
+        gate = Gate(Path(tmp))
+        try:
+            events = Path(tmp) / "events.jsonl"
+            presses: queue.SimpleQueue[int] = queue.SimpleQueue()
+            with _ctrl_c_queued(presses):
+                if not presses.empty():
+                    raise RunInterruptedError(INTERRUPTED_BEFORE)
+                process = _Process(
+                    pulumi,
+                    [*args, "--event-log", str(events)],
+                    cwd,
+                    {**additional_env, **gate.variable},
+                    presses,
+                )
+                run = Held(process, gate, events)
+                try:
+                    yield run
+                finally:
+                    if not run.released:
+                        run.stop()
+        finally:
+            gate.close()
+
+
+class _Process:
+    """A started ``pulumi`` in a session of its own, its output read as it comes."""
+
+    def __init__(
+        self,
+        pulumi: str,
+        args: list[str],
+        cwd: str,
+        additional_env: Mapping[str, str],
+        presses: queue.SimpleQueue[int],
+        on_output: OnOutput | None = None,
+        on_error: OnOutput | None = None,
+    ) -> None:
+        # Never prompt: a run with nobody to answer must fail, not hang.
+        head = args[: args.index("--")] if "--" in args else args
+        argv = [pulumi, *([] if "--non-interactive" in head else ["--non-interactive"]), *args]
+        env = {**os.environ, **additional_env, "PULUMI_AUTOMATION_API": "true"}
+        # Plugins next to the binary first, as the stock runner does.
+        env["PATH"] = os.pathsep.join([str(Path(pulumi).parent), env.get("PATH", "")])
+        self._presses = presses
+        self._process = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            encoding="utf-8",
+            start_new_session=True,
+        )
+        self._out: list[str] = []
+        self._err: list[str] = []
+        self._readers = [
+            threading.Thread(
+                target=_read, args=(self._process.stdout, on_output, self._out), daemon=True
+            ),
+            threading.Thread(
+                target=_read, args=(self._process.stderr, on_error, self._err), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+        threading.Thread(target=_report_exit, args=(self._process, presses), daemon=True).start()
+
+    def interrupted(self) -> bool:
+        """Whether a Ctrl-C was pressed since the start (the run's end stays queued)."""
+        seen: list[int] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                seen.append(self._presses.get_nowait())
+        if _EXITED in seen:
+            self._presses.put(_EXITED)
+        return any(item != _EXITED for item in seen)
+
+    def wait(self) -> Finished:
+        """The run's end; a Ctrl-C meanwhile is its graceful cancel (RunInterruptedError)."""
+        code = _wait(self._process, self._presses)
+        if code is None:
+            _cancel(self._process, self._presses)
+            raise RunInterruptedError(
+                "interrupted: Pulumi cancelled the run after the operations in flight "
+                "(the stack is consistent; run the command again to converge)"
+            )
+        return self.ended()
+
+    def ended(self) -> Finished:
+        """The run's end, waited for regardless of Ctrl-C (for a run that was stopped)."""
+        code = self._process.wait()
+        for reader in self._readers:
+            reader.join()
+        return Finished(code, "\n".join(self._out), "\n".join(self._err))
 
 
 class _EventReader(threading.Thread):

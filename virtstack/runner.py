@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from virtstack import checkpoint, pki, pulumicmd, stackfiles, toolchain
 from virtstack.checkpoint import StackOutput
 from virtstack.errors import EnvironmentBusyError, OperationError
+from virtstack.locks import process_running
 from virtstack.plan.events import diagnostic_lines
 from virtstack.spec import NAMESPACE
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 OnEvent = Callable[["EngineEvent"], None]
 
-__all__ = ["EventLog", "OnEvent", "PulumiRunner", "Runner", "StackOutput"]
+__all__ = ["EventLog", "OnEvent", "PendingRun", "PulumiRunner", "Runner", "StackOutput"]
 
 
 class Runner(Protocol):
@@ -55,6 +57,14 @@ class Runner(Protocol):
 
     def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
 
+    def start_up(
+        self, ref: StackRef, environment: Environment
+    ) -> AbstractContextManager[PendingRun]:
+        """``up``, started now and held before its program declares anything, while the
+        caller checks (:mod:`virtstack.gate`): :meth:`PendingRun.go` runs it; leaving the
+        block without that stops it with nothing changed."""
+        ...
+
     def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None: ...
@@ -70,6 +80,13 @@ class Runner(Protocol):
     def unlock(self, ref: StackRef) -> list[str]:
         """Clear a lock a crashed run left on the stack; the holders cleared."""
         ...
+
+
+class PendingRun(Protocol):
+    """A run started by :meth:`Runner.start_up`."""
+
+    def go(self, on_event: OnEvent) -> None:
+        """Let the run go on and wait for its end (errors as :meth:`Runner.up` raises)."""
 
 
 class EventLog:
@@ -201,25 +218,29 @@ class PulumiRunner:
         self._run("preview", ref, [], on_event)
 
     def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        parallel = _parallel(environment)
-        self._run("up", ref, ["--yes", "--skip-preview", *parallel], on_event)
+        self._run("up", ref, _applying(environment), on_event)
 
     def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        parallel = _parallel(environment)
-        self._run("destroy", ref, ["--yes", "--skip-preview", *parallel], on_event)
+        self._run("destroy", ref, _applying(environment), on_event)
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None:
         self._run("refresh", ref, ["--yes", "--skip-preview"], on_event)
+
+    @contextlib.contextmanager
+    def start_up(self, ref: StackRef, environment: Environment) -> Iterator[PendingRun]:
+        self.init(ref)
+        with _config_file(ref) as config_file:
+            args = _arguments("up", ref, _applying(environment), config_file)
+            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
+            with pulumicmd.held(_pulumi(ref), args, str(ref.project), env) as run:
+                yield _PendingUp(ref, run)
 
     def _run(self, operation: str, ref: StackRef, flags: list[str], on_event: OnEvent) -> None:
         """One Pulumi operation, with the arguments the Automation API would give it."""
         log = EventLog(on_event)
         self.init(ref)
         with _failures(operation, ref, log), _config_file(ref) as config_file:
-            args = [
-                operation, *flags, "--color", "never", "--exec-kind", "auto.local",
-                "--stack", ref.env, *(["--config-file", config_file] if config_file else []),
-            ]  # fmt: skip
+            args = _arguments(operation, ref, flags, config_file)
             env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
             pulumicmd.run_with_events(_pulumi(ref), args, str(ref.project), env, log).check()
 
@@ -239,6 +260,27 @@ class PulumiRunner:
 
 
 @dataclass(frozen=True)
+class _PendingUp:
+    ref: StackRef
+    run: pulumicmd.Held
+
+    def go(self, on_event: OnEvent) -> None:
+        log = EventLog(on_event)
+        with _failures("up", self.ref, log):
+            self.run.go(log).check()
+
+
+def _arguments(
+    operation: str, ref: StackRef, flags: list[str], config_file: str | None
+) -> list[str]:
+    """The arguments the Automation API would give ``pulumi operation``."""
+    return [
+        operation, *flags, "--color", "never", "--exec-kind", "auto.local",
+        "--stack", ref.env, *(["--config-file", config_file] if config_file else []),
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
 class PulumiLock:
     """A lock Pulumi's file backend keeps while it updates a stack."""
 
@@ -250,17 +292,7 @@ class PulumiLock:
 
     def alive(self) -> bool:
         """Whether the holder still runs (on this machine; another host's: assume so)."""
-        if self.host != socket.gethostname():
-            return True
-        if self.pid <= 0:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return self.host != socket.gethostname() or process_running(self.pid)
 
     def __str__(self) -> str:
         return f"pid {self.pid} ({self.user}@{self.host}, since {self.since})"
@@ -345,7 +377,8 @@ def _pulumi(ref: StackRef) -> str:
     return str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi")
 
 
-def _parallel(environment: Environment) -> list[str]:
-    """``--parallel N`` when the engine limits how many operations run at once."""
+def _applying(environment: Environment) -> list[str]:
+    """The flags of a run that applies its changes at once, ``--parallel N`` when the
+    engine limits how many operations run at once."""
     parallel = environment.adapter.parallel
-    return [] if parallel is None else ["--parallel", str(parallel)]
+    return ["--yes", "--skip-preview", *([] if parallel is None else ["--parallel", str(parallel)])]

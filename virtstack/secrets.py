@@ -72,6 +72,11 @@ def has_registry_password(environment: Environment) -> bool:
     return PASSWORD_CONFIG_KEY in environment.config
 
 
+def registry_password_missing(environment: Environment) -> bool:
+    """Whether the spec needs the registry password and the stack file has none yet."""
+    return needs_registry_password(environment.spec) and not has_registry_password(environment)
+
+
 def new_password() -> str:
     """A random registry password (URL-safe, so it survives htpasswd and docker login)."""
     return secrets.token_urlsafe(24)
@@ -82,7 +87,7 @@ def ensure_registry_password(runner: Runner, ref: StackRef, environment: Environ
 
     Returns whether a password was generated.
     """
-    if not needs_registry_password(environment.spec) or has_registry_password(environment):
+    if not registry_password_missing(environment):
         return False
     runner.set_secret(ref, PASSWORD_CONFIG_KEY, new_password())
     return True

@@ -20,7 +20,7 @@ from virtstack.engines.hostcmd import is_local
 from virtstack.environment import Environment, StackRef, load
 from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
 from virtstack.plan.model import Plan, plan
-from virtstack.runner import EventLog, OnEvent, Runner, StackOutput
+from virtstack.runner import EventLog, OnEvent, PendingRun, Runner, StackOutput
 from virtstack.scaling import ScaleChange, plan_scale
 from virtstack.spec import key
 
@@ -91,7 +91,13 @@ def start(
     or :class:`SpecError` with every preflight problem (only when ``preflight``).
     """
     session = open_session(ref, services, environment=environment)
-    uri, spec = session.environment.uri, session.environment.spec
+    check(session, preflight=preflight, keep_orphans=keep_orphans)
+    return session
+
+
+def check(session: Session, *, preflight: bool = False, keep_orphans: bool = False) -> None:
+    """:func:`start`'s checks of the engine, for a session opened without them."""
+    ref, uri, spec = session.ref, session.environment.uri, session.environment.spec
 
     def checks(pool: ThreadPoolExecutor) -> tuple[Future[list[str]], Future[list[DataItem]]]:
         return (
@@ -103,13 +109,12 @@ def start(
     if not found.reachable:
         raise unreachable(session.adapter, found)
     if pending is None:
-        return session
+        return
     checked, items = pending
     problems = checked.result()
     problems += datacheck.problems(spec, ref.env, items.result(), keep_orphans=keep_orphans)
     if problems:
         raise SpecError(problems)
-    return session
 
 
 def _with_probe(
@@ -198,9 +203,15 @@ def failed_plan(events: list[EngineEvent], env: str, target: str, exc: Virtstack
 # -- up / destroy / refresh -------------------------------------------------------------
 
 
-def up(session: Session, on_event: OnEvent) -> dict[str, StackOutput]:
-    """Create or update everything; the stack's outputs afterwards."""
-    session.runner.up(session.ref, session.environment, on_event)
+def up(
+    session: Session, on_event: OnEvent, started: PendingRun | None = None
+) -> dict[str, StackOutput]:
+    """Create or update everything (by the run ``started`` early, if given); the stack's
+    outputs afterwards."""
+    if started is None:
+        session.runner.up(session.ref, session.environment, on_event)
+    else:
+        started.go(on_event)
     return session.runner.outputs(session.ref)
 
 

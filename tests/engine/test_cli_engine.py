@@ -19,7 +19,7 @@ import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
 
 from tests.engine.cli_support import cli, make_project, ok
-from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers
+from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port
 from virtstack.environment import StackRef
 from virtstack.runner import EventLog, PulumiRunner
@@ -84,6 +84,8 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
         assert response.status_code == 200
         assert response.text.strip() == f"{env}-web"
 
+        checks_fail_while_the_run_is_held(cli_project, env, port)
+
         scaled = ok(cli_project, "scale", env, "web", "2")
         assert "virtstack:tiers[0].replicas: 1 → 2" in scaled.stdout
         assert parse_spec(read_config(cli_project, env)).tiers[0].replicas == 2
@@ -114,7 +116,32 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
     assert leftovers == [], f"destroy left {leftovers}"
 
 
-def test_unreachable_engine_is_reported_before_pulumi_runs(cli_project: Path) -> None:
+def checks_fail_while_the_run_is_held(project: Path, env: str, port: int) -> None:
+    """`up` starts Pulumi while it checks the engine: data the spec no longer declares
+    stops the held run before its program declares anything, and nothing changes."""
+    before = docker_inspect(f"{env}-web-0")
+    assert before is not None
+    outputs = PulumiRunner().outputs(StackRef(project=project, env=env))
+    orphan = f"{env}_old_0"
+    run("docker", "volume", "create", "--label", f"virtstack.namespace={env}", orphan)
+    try:
+        refused = cli(project, "up", env)
+    finally:
+        run("docker", "volume", "rm", orphan)
+    assert refused.exit_code == 2, refused.output
+    assert f"error: {env}: {orphan} holds data the spec no longer declares" in refused.stderr
+    # The run did start, and was stopped at the gate: a failed update that changed nothing.
+    history = project / ".virtstack" / "state" / ".pulumi" / "history"
+    last = max(history.glob(f"*/{env}/*.history.json"), key=lambda p: p.stat().st_mtime)
+    update = json.loads(last.read_text())
+    assert update["result"] == "failed", update
+    assert set(update["resourceChanges"]) == {"same"}, update  # the stack itself, unchanged
+    assert docker_inspect(f"{env}-web-0") == before
+    assert PulumiRunner().outputs(StackRef(project=project, env=env)) == outputs
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+
+
+def test_unreachable_engine_is_reported_before_anything_changes(cli_project: Path) -> None:
     env = f"{PREFIX}cli-{secrets.token_hex(3)}"
     ok(
         cli_project, "new", env, "-t", "container",

@@ -16,7 +16,7 @@ import pytest
 from pulumi.automation import EngineEvent
 from pulumi.automation.errors import CommandError
 
-from virtstack import pulumicmd
+from virtstack import gate, pulumicmd
 from virtstack.automation import GracefulPulumiCommand
 from virtstack.errors import RunInterruptedError
 
@@ -136,12 +136,17 @@ with open(path, "w") as log:
 """
 
 
-@pytest.fixture
-def event_writer(tmp_path: Path) -> str:
-    script = tmp_path / "pulumi"
-    script.write_text(f"#!{sys.executable}\n{EVENT_WRITER}")
+def stand_in(folder: Path, source: str) -> str:
+    """An executable ``pulumi`` in ``folder`` running ``source`` with this Python."""
+    script = folder / "pulumi"
+    script.write_text(f"#!{sys.executable}\n{source}")
     script.chmod(0o755)
     return str(script)
+
+
+@pytest.fixture
+def event_writer(tmp_path: Path) -> str:
+    return stand_in(tmp_path, EVENT_WRITER)
 
 
 def test_every_event_arrives_whole_and_in_order_before_the_run_returns(
@@ -160,3 +165,64 @@ def test_a_failing_event_handler_fails_the_run(event_writer: str, tmp_path: Path
 
     with pytest.raises(ValueError, match="cannot show event 0"):
         pulumicmd.run_with_events(event_writer, ["up"], str(tmp_path), {}, broken)
+
+
+# A stand-in `pulumi` whose "program" waits at virtstack's gate, then says how it ended:
+# an event when let go, exit 1 with the gate's message when stopped.
+GATED_PROGRAM = """\
+import json, sys
+from virtstack import gate
+path = sys.argv[sys.argv.index("--event-log") + 1]
+try:
+    gate.wait()
+except gate.RunStoppedError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+with open(path, "w") as log:
+    log.write(json.dumps({"sequence": 0, "timestamp": 1, "diagnosticEvent":
+                          {"message": "declared", "color": "never", "severity": "info"}}))
+    log.write("\\n")
+"""
+
+
+@pytest.fixture
+def gated_program(tmp_path: Path) -> str:
+    return stand_in(tmp_path, GATED_PROGRAM)
+
+
+def test_a_held_run_declares_only_once_let_go(gated_program: str, tmp_path: Path) -> None:
+    seen: list[EngineEvent] = []
+    with pulumicmd.held(gated_program, ["up"], str(tmp_path), {}) as run:
+        time.sleep(0.3)  # the caller's checks; the program waits meanwhile
+        done = run.go(seen.append)
+    assert done.code == 0, done.stderr
+    assert [e.diagnostic_event.message for e in seen if e.diagnostic_event] == ["declared"]
+
+
+def test_checks_that_fail_stop_the_held_run_before_it_declares_anything(
+    gated_program: str, tmp_path: Path
+) -> None:
+    with (
+        pytest.raises(ValueError, match="a check failed"),
+        pulumicmd.held(gated_program, ["up"], str(tmp_path), {}) as run,
+    ):
+        raise ValueError("a check failed")
+    assert run.stopped is not None  # ended: the block waited for it
+    assert run.stopped.code == 1
+    assert "stopped by virtstack before anything was declared" in run.stopped.stderr
+
+
+def test_the_gate_stops_a_run_whose_virtstack_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    os.mkfifo(tmp_path / "gate")  # nobody writes: the virtstack that made it ended
+    monkeypatch.setenv(gate.VARIABLE, f"{gone.pid}:{tmp_path / 'gate'}")
+    with pytest.raises(gate.RunStoppedError):
+        gate.wait()
+
+
+def test_an_ungated_run_never_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(gate.VARIABLE, raising=False)
+    gate.wait()  # `pulumi up -s ENV` by hand: returns at once

@@ -5,6 +5,7 @@ registers its commands on import. Options, prompts and printing live here; the w
 done by plain functions (:mod:`virtstack.workflows` and friends).
 """
 
+import gc
 import signal
 
 from virtstack.cli import backups, environments, machines, operator, secrets, state
@@ -32,3 +33,7 @@ def main() -> None:
         # The command's work and its exit code are settled: a Ctrl-C while Python shuts
         # down (joining threads) would only turn that exit code into a KeyboardInterrupt.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Nothing the command made needs freeing as the process ends: without this,
+        # Python's last collections over every object (Pulumi's SDK, pydantic's schemas)
+        # took 0.1-0.17 s of a 1.9 s no-op `up`, after its work was done.
+        gc.freeze()

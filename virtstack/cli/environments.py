@@ -5,6 +5,7 @@ Pulumi and the targets are imported inside commands so ``virtstack --help`` stay
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -182,32 +183,49 @@ def _run(session: Session, operation: str, run: Callable[[Session, OnEvent], R])
     return result
 
 
-def _deploy(session: Session, *, confirm: bool = False) -> None:
-    """The common tail of up and scale: the password, the update, the summary.
+def _deploy(
+    session: Session, *, confirm: bool = False, checks: Callable[[], None] | None = None
+) -> None:
+    """The common tail of up and scale: the checks, the password, the update, the summary.
 
-    With ``confirm`` a person is shown the plan and asked first.
+    With ``confirm`` a person is shown the plan and asked first. ``checks`` (of the
+    engine, raising what they find) run while Pulumi starts, its program held until they
+    pass (:mod:`virtstack.gate`), unless the run has to wait for them anyway: for the
+    person's answer, or for a registry password to generate (Pulumi reads the stack file
+    as it starts).
     """
     from virtstack import report, workflows
     from virtstack.plan.terminal import renderable
-    from virtstack.runner import EventLog
+    from virtstack.runner import EventLog, PendingRun
+    from virtstack.secrets import registry_password_missing
 
-    announce_password(session)
-    console = new_console()
-    for line in session.environment.warnings:
-        typer.echo(f"warning: {line}", err=True)
-    if confirm:
-        plan = workflows.preview(session, EventLog())
-        console.print(renderable(plan))
-        if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
-            typer.echo("nothing changed", err=True)
-            raise typer.Exit(EXIT_FAILED)
-    logs: list[EventLog] = []
+    with contextlib.ExitStack() as stack:
+        started: PendingRun | None = None
+        if (
+            checks is not None
+            and not confirm
+            and not registry_password_missing(session.environment)
+        ):
+            started = stack.enter_context(session.runner.start_up(session.ref, session.environment))
+        if checks is not None:
+            checks()
+        announce_password(session)
+        console = new_console()
+        for line in session.environment.warnings:
+            typer.echo(f"warning: {line}", err=True)
+        if confirm:
+            plan = workflows.preview(session, EventLog())
+            console.print(renderable(plan))
+            if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
+                typer.echo("nothing changed", err=True)
+                raise typer.Exit(EXIT_FAILED)
+        logs: list[EventLog] = []
 
-    def deploy(s: Session, on_event: OnEvent) -> dict[str, StackOutput]:
-        logs.append(EventLog(on_event))  # kept: the machines made are in the events
-        return workflows.up(s, logs[-1])
+        def deploy(s: Session, on_event: OnEvent) -> dict[str, StackOutput]:
+            logs.append(EventLog(on_event))  # kept: the machines made are in the events
+            return workflows.up(s, logs[-1], started)
 
-    outputs = _run(session, "up", deploy)
+        outputs = _run(session, "up", deploy)
     for line in logs[-1].warnings():  # the progress display shows resources, not these
         typer.echo(f"warning: {line}", err=True)
     _wait_ready(session, logs[-1])
@@ -248,10 +266,16 @@ def up(
     ] = False,
 ) -> None:
     """Create or update everything the environment declares."""
+    from virtstack import workflows
+
     with holding(ctx, env, "up"):
-        session = start_session(ctx, env, target, preflight=True, keep_orphans=keep_orphans)
+        session = start_session(ctx, env, target, check=False)
         # Without a terminal there is nobody to ask: the command itself is the decision.
-        _deploy(session, confirm=not yes and services_of(ctx).interactive())
+        _deploy(
+            session,
+            confirm=not yes and services_of(ctx).interactive(),
+            checks=lambda: workflows.check(session, preflight=True, keep_orphans=keep_orphans),
+        )
 
 
 @app.command()
