@@ -26,7 +26,7 @@ from virtstack.restic import MANIFEST, TAG_ENV, TAG_ID, Repository, Snapshot
 if TYPE_CHECKING:
     from virtstack.engines.base import DataCopy
     from virtstack.environment import Environment
-    from virtstack.workflows import Session
+    from virtstack.session import Session
 
 DECLARATION = "declaration.yaml"
 STATE = "state.json"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import ipaddress
 import os
 from collections.abc import Iterable
@@ -25,17 +24,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from virtstack.tlsfiles import CA_FILE, tls_dir
+
 CA_DAYS = 3650
 SERVER_DAYS = 397
 """Browsers' and Go's ceiling for a server certificate's life; `up` reissues in time."""
 RENEW_BEFORE = datetime.timedelta(days=30)
-CA_FILE = "ca.crt"
 CA_KEY_FILE = "ca.key"
 CERT_FILE = "registry.crt"
 KEY_FILE = "registry.key"
-INSTALLED_FILE = "installed"
-"""The copies of the CA that `up` put outside the project (an engine's certs.d), one
-``<path>\t<sha256>`` a line: what `destroy` removes, and nothing else."""
 
 Key = ec.EllipticCurvePrivateKey
 
@@ -49,16 +46,6 @@ class ServerCert:
     certificate: str
     key: str
     """Secret: hand it on only as a Pulumi secret."""
-
-
-def tls_dir(project: Path, env: str) -> Path:
-    """Where an environment's CA and registry certificate live."""
-    return project / ".virtstack" / "tls" / env
-
-
-def ca_file(project: Path, env: str) -> Path:
-    """The environment's CA certificate: what its registry's clients trust."""
-    return tls_dir(project, env) / CA_FILE
 
 
 def registry_cert(
@@ -90,45 +77,6 @@ def registry_cert(
         certificate=_pem(cert),
         key=_key_pem(key).decode(),
     )
-
-
-def install(ca: Path, copy: Path) -> None:
-    """Copy the CA certificate ``ca`` to ``copy`` (its folder made) and note the copy
-    beside ``ca``, for :func:`remove_installed`. Raises OSError."""
-    data = ca.read_bytes()
-    copy.parent.mkdir(parents=True, exist_ok=True)
-    copy.write_bytes(data)
-    record = ca.parent / INSTALLED_FILE
-    noted = _installed(record)
-    noted[copy] = hashlib.sha256(data).hexdigest()
-    record.write_text("".join(f"{path}\t{digest}\n" for path, digest in noted.items()))
-
-
-def remove_installed(project: Path, env: str) -> list[Path]:
-    """Remove the CA copies `up` installed for ``env`` (each as it was written: a copy
-    someone replaced since is theirs and stays), and their folders once empty; the
-    copies removed."""
-    record = tls_dir(project, env) / INSTALLED_FILE
-    removed = []
-    for path, digest in _installed(record).items():
-        try:
-            if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
-                path.unlink()
-                removed.append(path)
-        except FileNotFoundError:
-            pass
-        with contextlib.suppress(OSError):  # not empty: other files are not ours
-            path.parent.rmdir()
-    record.unlink(missing_ok=True)
-    return removed
-
-
-def _installed(record: Path) -> dict[Path, str]:
-    try:
-        lines = record.read_text().splitlines()
-    except FileNotFoundError:
-        return {}
-    return {Path(path): digest for path, _, digest in (line.partition("\t") for line in lines)}
 
 
 def san_names(cert: x509.Certificate) -> set[str]:

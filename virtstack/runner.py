@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from virtstack import checkpoint, pki, pulumicmd, stackfiles, toolchain
+from virtstack import checkpoint, pulumicmd, stackfiles, tlsfiles, toolchain
 from virtstack.checkpoint import StackOutput
 from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.locks import process_running
@@ -142,7 +142,7 @@ def stack_environment(ref: StackRef) -> dict[str, str]:
     only HTTPS server they reach by the system's roots.
     """
     env_vars = toolchain.pulumi_environment(ref.project)  # ToolchainMissingError
-    env_vars["SSL_CERT_FILE"] = str(pki.ca_file(Path(ref.project), ref.env))
+    env_vars["SSL_CERT_FILE"] = str(tlsfiles.ca_file(Path(ref.project), ref.env))
     return env_vars
 
 

@@ -8,7 +8,6 @@ The resulting :class:`Session` carries the environment through the rest of the c
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,8 +19,9 @@ from virtstack.engines.hostcmd import is_local
 from virtstack.environment import Environment, StackRef, load
 from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
 from virtstack.plan.model import Plan, plan
-from virtstack.runner import EventLog, OnEvent, PendingRun, Runner, StackOutput
+from virtstack.runner import EventLog, OnEvent, PendingRun, StackOutput
 from virtstack.scaling import ScaleChange, plan_scale
+from virtstack.session import AdapterFor, Services, Session, open_session
 from virtstack.spec import key
 
 if TYPE_CHECKING:
@@ -36,43 +36,7 @@ if TYPE_CHECKING:
     )
     from virtstack.targets import Target
 
-AdapterFor = Callable[["Target"], "EngineAdapter"]
 _Asked = TypeVar("_Asked")
-
-
-def _target_adapter(target: Target) -> EngineAdapter:
-    return target.adapter
-
-
-@dataclass
-class Services:
-    """What commands use to reach the outside world; tests swap single parts."""
-
-    runner: Runner
-    interactive: Callable[[], bool]
-    """Whether a person can answer prompts (stdin is a terminal)."""
-    adapter: AdapterFor = field(default=_target_adapter)
-    """The engine adapter of a target (probe, preflight, data, load-balancer stats)."""
-
-    @classmethod
-    def default(cls) -> Services:
-        from virtstack.runner import PulumiRunner
-
-        return cls(runner=PulumiRunner(), interactive=lambda: sys.stdin.isatty())
-
-
-@dataclass(frozen=True, kw_only=True)
-class Session:
-    """One command's environment, checked once, and what reaches the outside world."""
-
-    ref: StackRef
-    environment: Environment
-    runner: Runner
-    adapter: EngineAdapter
-
-    @property
-    def env(self) -> str:
-        return self.ref.env
 
 
 def start(
@@ -138,15 +102,6 @@ def unreachable(adapter: EngineAdapter, found: Reachability) -> EngineUnreachabl
         f"{found.uri}: {adapter.kind} engine not reachable ({found.detail}); "
         f"start it or fix {key('engine', 'uri')}"
     )
-
-
-def open_session(
-    ref: StackRef, services: Services, *, environment: Environment | None = None
-) -> Session:
-    """The environment loaded and checked (unless given), without asking the engine."""
-    environment = environment or load(ref)
-    adapter = services.adapter(environment.target)
-    return Session(ref=ref, environment=environment, runner=services.runner, adapter=adapter)
 
 
 def ensure_password(session: Session) -> bool:
@@ -233,11 +188,11 @@ def wait_ready(
 def destroy(session: Session, on_event: OnEvent) -> None:
     """Remove everything the environment deployed (its data stays on the engine), and the
     copies of its CA that `up` installed for engines to trust its registry."""
-    from virtstack import pki
+    from virtstack import tlsfiles
 
     session.adapter.before_destroy(session.env, session.environment.uri)
     session.runner.destroy(session.ref, session.environment, on_event)
-    pki.remove_installed(session.ref.project, session.env)
+    tlsfiles.remove_installed(session.ref.project, session.env)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from tenacity import retry, stop_after_delay, wait_fixed
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
-from virtstack import pki
+from virtstack import pki, tlsfiles
 from virtstack.engines import docker as docker_engine
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
@@ -288,7 +288,7 @@ def test_data_survives_a_replaced_db_container(dev: Env) -> None:
 
 def trusting(project: Path, env: str) -> ssl.SSLContext:
     """A client context that trusts ``env``'s CA and nothing else."""
-    return ssl.create_default_context(cafile=pki.ca_file(project, env))
+    return ssl.create_default_context(cafile=tlsfiles.ca_file(project, env))
 
 
 def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: Env) -> None:
@@ -319,7 +319,7 @@ def test_registry_refuses_anonymous_pushes_and_keeps_its_password_secret(dev: En
 def test_registry_serves_a_certificate_from_the_environments_own_ca(dev: Env) -> None:
     host, port = dev.registry.split(":")
     served = x509.load_pem_x509_certificate(ssl.get_server_certificate((host, int(port))).encode())
-    ca_file = pki.ca_file(dev.project, dev.name)
+    ca_file = tlsfiles.ca_file(dev.project, dev.name)
     outputs = PulumiRunner().outputs(StackRef(project=dev.project, env=dev.name))
     assert outputs["registry_ca"].value == str(ca_file)
     served.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))
@@ -409,8 +409,8 @@ def test_a_second_environment_beyond_loopback_has_a_ca_of_its_own(
     certs = docker_engine.CERTS_D / registry
     try:
         dev.run("up", name, "--yes")  # the engine pushed there, verifying the certificate
-        ca = pki.ca_file(dev.project, name)
-        assert ca.read_text() != pki.ca_file(dev.project, dev.name).read_text()
+        ca = tlsfiles.ca_file(dev.project, name)
+        assert ca.read_text() != tlsfiles.ca_file(dev.project, dev.name).read_text()
         assert (certs / "ca.crt").read_text() == ca.read_text()
         own = httpx.get(f"https://{registry}/v2/", verify=trusting(dev.project, name))
         assert own.status_code == 401

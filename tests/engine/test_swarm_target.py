@@ -30,7 +30,7 @@ from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.harness import PREFIX, PROJECT, run
 from tests.engine.test_container_target import Load, trusting
 from tests.support import hit, wait_until_serving
-from virtstack import pki
+from virtstack import pki, tlsfiles
 from virtstack.engines.docker import CERTS_D
 from virtstack.stackfiles import stack_file
 
@@ -270,7 +270,7 @@ def test_nodes_pull_only_with_the_registry_credentials(swarm: Env) -> None:
 
 
 def test_the_registry_speaks_https_only_with_the_environments_ca(swarm: Env) -> None:
-    ca_file = pki.ca_file(swarm.project, swarm.name)
+    ca_file = tlsfiles.ca_file(swarm.project, swarm.name)
     served = ssl.get_server_certificate((MANAGER_ADDR, REGISTRY_PORT)).encode()
     cert = x509.load_pem_x509_certificate(served)
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_file.read_bytes()))

@@ -38,7 +38,7 @@ from virtstack_components.libvirt.addresses import NetworkPlan
 from tests.engine.cli_support import cli, make_project, ok, set_key
 from tests.engine.guest import run_in
 from tests.engine.harness import LIBVIRT_URI, PREFIX, PROJECT, remove_leftovers, run, virsh
-from virtstack import pki
+from virtstack import pki, tlsfiles
 from virtstack.environment import StackRef
 from virtstack.naming import POOL_ROOT
 from virtstack.runner import PulumiRunner
@@ -261,7 +261,7 @@ def test_the_registry_vm_serves_https_by_the_environments_ca_its_secrets_root_on
     outputs = PulumiRunner().outputs(StackRef(project=vm_env.project, env=n), reveal=True)
     registry = str(outputs["registry"].value)
     host, port = registry.split(":")
-    ca_file = pki.ca_file(vm_env.project, n)
+    ca_file = tlsfiles.ca_file(vm_env.project, n)
     assert outputs["registry_ca"].value == str(ca_file)
     served = ssl.get_server_certificate((host, int(port))).encode()
     cert = x509.load_pem_x509_certificate(served)

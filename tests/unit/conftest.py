@@ -179,6 +179,7 @@ def tls_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     """Environments' CAs in a folder of the test's own, never in the checkout's .virtstack,
     and the engine's registry CAs (``certs.d``) beside them, never in /etc/docker."""
     path = tmp_path_factory.mktemp("tls")
+    monkeypatch.setattr("virtstack.tlsfiles.tls_dir", lambda project, env: path / env)
     monkeypatch.setattr("virtstack.pki.tls_dir", lambda project, env: path / env)
     monkeypatch.setattr("virtstack.engines.docker.CERTS_D", path / "certs.d")
     return path

@@ -13,7 +13,7 @@ from tests.unit.fixtures.cli_support import (
     set_key,
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
-from virtstack import pki
+from virtstack import pki, tlsfiles
 from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED
 
 
@@ -79,7 +79,7 @@ def test_destroy_removes_the_ca_copy_up_installed_for_the_engine(
 ) -> None:
     made = pki.registry_cert(project, "dev", ["10.9.0.1"])
     copy = tls_home / "certs.d" / "10.9.0.1:5443" / "ca.crt"
-    pki.install(made.ca_file, copy)
+    tlsfiles.install(made.ca_file, copy)
     result = invoke(project, make_services(FakeRunner()), "destroy", "dev", "--yes")
     assert result.exit_code == 0, result.output
     assert not copy.parent.exists()

@@ -12,8 +12,8 @@ from tests.unit.fixtures.cli_support import project as project  # the fixture
 from virtstack.cli import EXIT_BAD_INPUT
 from virtstack.environment import find_project
 from virtstack.errors import UsageError
+from virtstack.session import Services
 from virtstack.targets import TARGETS
-from virtstack.workflows import Services
 
 # -- project discovery and bad input ----------------------------------------------------
 

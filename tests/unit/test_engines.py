@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from virtstack import pki
+from virtstack import pki, tlsfiles
 from virtstack.engines import hostcmd
 from virtstack.engines.base import DataItem, Tunnel
 from virtstack.engines.docker import DockerAdapter
@@ -740,14 +740,14 @@ def test_destroy_removes_the_ca_copy_up_installed_and_nothing_else(tls_home: Pat
     assert adapter.trust_registry(LOCAL, "10.9.0.2", 5443, other.ca_file) is None
     certs = tls_home / "certs.d"
     (certs / "10.9.0.1:5444" / "client.cert").write_text("the user's")  # not ours
-    assert pki.remove_installed(tls_home, "dev") == [
+    assert tlsfiles.remove_installed(tls_home, "dev") == [
         certs / "10.9.0.1:5443" / "ca.crt",
         certs / "10.9.0.1:5444" / "ca.crt",
     ]
     assert sorted(p.name for p in certs.iterdir()) == ["10.9.0.1:5444", "10.9.0.2:5443"]
     assert [p.name for p in (certs / "10.9.0.1:5444").iterdir()] == ["client.cert"]
     assert (certs / "10.9.0.2:5443" / "ca.crt").read_text() == other.ca
-    assert pki.remove_installed(tls_home, "dev") == []  # nothing noted any more
+    assert tlsfiles.remove_installed(tls_home, "dev") == []  # nothing noted any more
 
 
 def test_a_ca_copy_replaced_since_up_is_not_removed(tls_home: Path) -> None:
@@ -755,5 +755,5 @@ def test_a_ca_copy_replaced_since_up_is_not_removed(tls_home: Path) -> None:
     assert DockerAdapter().trust_registry(LOCAL, "10.9.0.1", 5443, made.ca_file) is None
     copy = tls_home / "certs.d" / "10.9.0.1:5443" / "ca.crt"
     copy.write_text("another environment's CA, installed at the same address since")
-    assert pki.remove_installed(tls_home, "dev") == []
+    assert tlsfiles.remove_installed(tls_home, "dev") == []
     assert copy.read_text().startswith("another environment's CA")

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from virtstack import pki
+from virtstack import pki, tlsfiles
 
 ADDRESSES = ["127.0.0.1", "localhost", "192.0.2.10"]
 
@@ -39,13 +39,13 @@ def test_the_certificate_names_every_address_and_chains_to_the_environments_ca(t
     assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.SERVER_AUTH]
-    assert made.ca_file == pki.ca_file(tmp_path, "shop")
+    assert made.ca_file == tlsfiles.ca_file(tmp_path, "shop")
     assert made.ca_file.read_text() == made.ca
 
 
 def test_private_keys_are_readable_by_their_owner_only(tmp_path):
     pki.registry_cert(tmp_path, "shop", ADDRESSES)
-    folder = pki.tls_dir(tmp_path, "shop")
+    folder = tlsfiles.tls_dir(tmp_path, "shop")
     assert mode(folder) == 0o700
     assert mode(folder / "ca.key") == 0o600
     assert mode(folder / "registry.key") == 0o600
@@ -83,7 +83,7 @@ def test_environments_do_not_share_a_ca(tmp_path):
 
 def test_a_certificate_from_a_replaced_ca_is_reissued(tmp_path):
     first = pki.registry_cert(tmp_path, "shop", ADDRESSES)
-    folder = pki.tls_dir(tmp_path, "shop")
+    folder = tlsfiles.tls_dir(tmp_path, "shop")
     (folder / "ca.key").unlink()  # lost: a new CA, and so a new certificate under it
     second = pki.registry_cert(tmp_path, "shop", ADDRESSES)
     assert second.ca != first.ca
@@ -93,7 +93,7 @@ def test_a_certificate_from_a_replaced_ca_is_reissued(tmp_path):
 def test_a_preview_writes_nothing(tmp_path):
     made = pki.registry_cert(tmp_path, "shop", ADDRESSES, persist=False)
     assert load(made.certificate)
-    assert not pki.tls_dir(tmp_path, "shop").exists()
+    assert not tlsfiles.tls_dir(tmp_path, "shop").exists()
 
 
 def serve_once(made: pki.ServerCert, tmp_path: Path) -> tuple[int, threading.Thread]:

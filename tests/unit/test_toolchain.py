@@ -59,12 +59,12 @@ def test_the_users_own_passphrase_wins(
 
 
 def test_pulumi_runs_trust_their_environments_ca_alone(project: Path) -> None:
-    from virtstack import pki
+    from virtstack import tlsfiles
     from virtstack.environment import StackRef
     from virtstack.runner import stack_environment
 
     shop = stack_environment(StackRef(project=project, env="shop"))
     other = stack_environment(StackRef(project=project, env="shop-db"))
-    assert shop["SSL_CERT_FILE"] == str(pki.ca_file(project, "shop"))
-    assert other["SSL_CERT_FILE"] == str(pki.ca_file(project, "shop-db"))
+    assert shop["SSL_CERT_FILE"] == str(tlsfiles.ca_file(project, "shop"))
+    assert other["SSL_CERT_FILE"] == str(tlsfiles.ca_file(project, "shop-db"))
     assert shop["SSL_CERT_FILE"] != other["SSL_CERT_FILE"]

@@ -20,10 +20,11 @@ from virtstack.engines.base import DataItem, Reachability
 from virtstack.environment import StackRef
 from virtstack.errors import EngineUnreachableError, SpecError
 from virtstack.secrets import PASSWORD_CONFIG_KEY
+from virtstack.session import Session
 from virtstack.spec import EnvironmentSpec
 
 
-def _start(project: Path, adapter: FakeAdapter, **kwargs: bool) -> workflows.Session:
+def _start(project: Path, adapter: FakeAdapter, **kwargs: bool) -> Session:
     ref = StackRef(project=project, env="dev")
     return workflows.start(ref, make_services(FakeRunner(), adapter=adapter), **kwargs)
 

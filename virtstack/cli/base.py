@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from virtstack.environment import Environment, StackRef
-    from virtstack.workflows import Services, Session
+    from virtstack.session import Services, Session
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -73,7 +73,7 @@ def new_console() -> Console:
 
 
 def services_of(ctx: typer.Context) -> Services:
-    from virtstack.workflows import Services
+    from virtstack.session import Services
 
     root = ctx.find_root()
     if not isinstance(root.obj, Services):
@@ -175,11 +175,13 @@ def start_session(
     environment: Environment | None = None,
 ) -> Session:
     """The command's environment, loaded once; with ``check`` its engine answering."""
-    from virtstack import workflows
+    from virtstack.session import open_session
 
     ref, services = stack_ref(ctx, env, target), services_of(ctx)
     if not check:
-        return workflows.open_session(ref, services, environment=environment)
+        return open_session(ref, services, environment=environment)
+    from virtstack import workflows
+
     return workflows.start(
         ref, services, environment=environment, preflight=preflight, keep_orphans=keep_orphans
     )

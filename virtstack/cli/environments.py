@@ -33,7 +33,7 @@ from virtstack.errors import ToolchainMissingError, UsageError, VirtstackError
 if TYPE_CHECKING:
     from virtstack.environment import StackRef
     from virtstack.runner import EventLog, OnEvent, StackOutput
-    from virtstack.workflows import Services, Session
+    from virtstack.session import Services, Session
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app"]
 
@@ -194,9 +194,7 @@ def _deploy(
     person's answer, or for a registry password to generate (Pulumi reads the stack file
     as it starts).
     """
-    from virtstack import report, workflows
-    from virtstack.plan.terminal import renderable
-    from virtstack.runner import EventLog, PendingRun
+    from virtstack.runner import PendingRun
     from virtstack.secrets import registry_password_missing
 
     with contextlib.ExitStack() as stack:
@@ -207,6 +205,11 @@ def _deploy(
             and not registry_password_missing(session.environment)
         ):
             started = stack.enter_context(session.runner.start_up(session.ref, session.environment))
+        # Imported while Pulumi starts.
+        from virtstack import report, workflows
+        from virtstack.plan.terminal import renderable
+        from virtstack.runner import EventLog
+
         if checks is not None:
             checks()
         announce_password(session)
@@ -266,16 +269,16 @@ def up(
     ] = False,
 ) -> None:
     """Create or update everything the environment declares."""
-    from virtstack import workflows
+
+    def checks() -> None:
+        from virtstack import workflows
+
+        workflows.check(session, preflight=True, keep_orphans=keep_orphans)
 
     with holding(ctx, env, "up"):
         session = start_session(ctx, env, target, check=False)
         # Without a terminal there is nobody to ask: the command itself is the decision.
-        _deploy(
-            session,
-            confirm=not yes and services_of(ctx).interactive(),
-            checks=lambda: workflows.check(session, preflight=True, keep_orphans=keep_orphans),
-        )
+        _deploy(session, confirm=not yes and services_of(ctx).interactive(), checks=checks)
 
 
 @app.command()

@@ -217,11 +217,11 @@ class DockerAdapter:
         where = f"{folder}/ca.crt"
         if not hostcmd.is_local(uri):
             return f"{uri}: {self.trusting} must trust {ca_file} for its registry (as {where})"
-        from virtstack import pki
+        from virtstack import tlsfiles
 
         try:
-            # Noted beside the CA: `destroy` removes this copy (see pki.remove_installed).
-            pki.install(ca_file, folder / "ca.crt")
+            # Noted beside the CA: `destroy` removes this copy (see tlsfiles.remove_installed).
+            tlsfiles.install(ca_file, folder / "ca.crt")
         except OSError as exc:
             return f"{where}: cannot install the registry's CA ({exc.strerror}): copy {ca_file}"
         return None

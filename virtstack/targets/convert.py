@@ -126,10 +126,12 @@ def trust_registry(
     (curl --cacert ...)."""
     import pulumi
 
-    from virtstack import pki
+    from virtstack import tlsfiles
 
     if not pulumi.runtime.is_dry_run():
-        untrusted = adapter.trust_registry(uri, address, port, pki.ca_file(ctx.project, ctx.env))
+        untrusted = adapter.trust_registry(
+            uri, address, port, tlsfiles.ca_file(ctx.project, ctx.env)
+        )
         if untrusted:
             pulumi.log.warn(untrusted)
     return registry_ca_output(ctx)
@@ -138,9 +140,9 @@ def trust_registry(
 def registry_ca_output(ctx: DeployContext) -> dict[str, object]:
     """The ``registry_ca`` output: where a client finds the one CA to trust for the
     environment's registry (curl --cacert ...)."""
-    from virtstack import pki
+    from virtstack import tlsfiles
 
-    return {"registry_ca": str(pki.ca_file(ctx.project, ctx.env))}
+    return {"registry_ca": str(tlsfiles.ca_file(ctx.project, ctx.env))}
 
 
 def stack_outputs(stack: ServiceStack) -> dict[str, object]:
