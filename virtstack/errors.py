@@ -63,6 +63,11 @@ class RunInterruptedError(VirtstackError):
     """The user interrupted a run; Pulumi cancelled it cleanly (exit 130, like a shell)."""
 
 
+class RunStoppedError(VirtstackError):
+    """virtstack stopped a run it had started before its checks ended (they failed, or
+    the user interrupted): the Pulumi program ends before it declares anything."""
+
+
 class EnvironmentBusyError(VirtstackError):
     """Another virtstack command holds the environment (its holder is named)."""
 
@@ -90,6 +95,7 @@ __all__ = [
     "EnvironmentNotFoundError",
     "OperationError",
     "RunInterruptedError",
+    "RunStoppedError",
     "SpecError",
     "StackFileError",
     "TemplateError",

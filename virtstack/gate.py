@@ -17,7 +17,7 @@ import os
 import select
 from pathlib import Path
 
-from virtstack.errors import VirtstackError
+from virtstack.errors import RunStoppedError
 from virtstack.locks import process_running
 
 VARIABLE = "VIRTSTACK_GATE"
@@ -26,10 +26,6 @@ GO = "go"
 STOP = "stop"
 _LOOK = 0.5
 """Seconds between looks at whether virtstack still runs, while the program waits."""
-
-
-class RunStoppedError(VirtstackError):
-    """virtstack stopped a run at the gate (its checks failed, or the user interrupted)."""
 
 
 class Gate:

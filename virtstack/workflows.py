@@ -2,7 +2,8 @@
 
 Every command starts with :func:`start`: the stack file is read and checked once, the
 engine is asked to answer, and (before anything changes) the adapter's preflight runs.
-The resulting :class:`Session` carries the environment through the rest of the command.
+The resulting :class:`~virtstack.session.Session` carries the environment through the rest
+of the command.
 """
 
 from __future__ import annotations

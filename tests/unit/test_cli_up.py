@@ -38,7 +38,8 @@ def test_up_generates_the_password_once_and_summarises(project: Path) -> None:
     assert "hunter2-secret" not in first.stdout
     second = invoke(project, services, "up", "dev")
     assert second.exit_code == 0, second.output
-    assert runner.ops() == ["set_secret", "up", "outputs", "up", "outputs"]
+    # The password made, the run starts while the engine is checked (virtstack.gate).
+    assert runner.ops() == ["set_secret", "up", "outputs", "start_up", "up", "outputs"]
 
 
 def test_up_prints_the_programs_warnings_once_each(project: Path) -> None:
@@ -69,7 +70,7 @@ def test_up_on_a_terminal_shows_the_plan_and_asks(project: Path) -> None:
     assert runner.ops()[-3:] == ["preview", "up", "outputs"]
     runner.calls.clear()
     assert invoke(project, services, "up", "dev", "--yes").exit_code == 0
-    assert runner.ops() == ["up", "outputs"]
+    assert runner.ops() == ["start_up", "up", "outputs"]
 
 
 def test_up_on_an_unreachable_engine_changes_nothing(project: Path) -> None:
@@ -82,6 +83,28 @@ def test_up_on_an_unreachable_engine_changes_nothing(project: Path) -> None:
     assert "unix:///nonexistent.sock: docker engine not reachable" in result.stderr
     assert runner.calls == []
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
+
+
+def test_checks_that_fail_while_the_run_starts_stop_it_before_it_goes_on(
+    project: Path,
+) -> None:
+    runner = FakeRunner(run_events=events("recorded-up-create.json"))
+    assert invoke(project, make_services(runner), "up", "dev").exit_code == 0  # the password
+    runner.calls.clear()
+    calls: list[Any] = runner.calls  # the adapter's checks and the runner's steps, in order
+    taken = FakeAdapter(
+        problems=["virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"],
+        calls=calls,
+    )
+    result = invoke(project, make_services(runner, adapter=taken), "up", "dev")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:tiers[0].publish: 127.0.0.1:8080 is already in use by x"
+    ]
+    steps = [c[0] for c in calls]
+    assert steps[0] == "start_up"  # Pulumi started first, then the engine was asked
+    assert "preflight" in steps
+    assert "up" not in steps  # and the run never went on
 
 
 @pytest.mark.parametrize("command", ["up", "preview", "scale"])

@@ -18,7 +18,7 @@ from pulumi.automation.errors import CommandError
 
 from virtstack import gate, pulumicmd
 from virtstack.automation import GracefulPulumiCommand
-from virtstack.errors import RunInterruptedError
+from virtstack.errors import RunInterruptedError, RunStoppedError
 
 # A stand-in `pulumi`: answers `version`; otherwise starts a "plugin" child and runs until
 # SIGINT, which it handles as Pulumi does (finish, write, exit), recording that it did.
@@ -171,11 +171,11 @@ def test_a_failing_event_handler_fails_the_run(event_writer: str, tmp_path: Path
 # an event when let go, exit 1 with the gate's message when stopped.
 GATED_PROGRAM = """\
 import json, sys
-from virtstack import gate
+from virtstack import errors, gate
 path = sys.argv[sys.argv.index("--event-log") + 1]
 try:
     gate.wait()
-except gate.RunStoppedError as exc:
+except errors.RunStoppedError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)
 with open(path, "w") as log:
@@ -219,7 +219,7 @@ def test_the_gate_stops_a_run_whose_virtstack_is_gone(
     gone.wait()
     os.mkfifo(tmp_path / "gate")  # nobody writes: the virtstack that made it ended
     monkeypatch.setenv(gate.VARIABLE, f"{gone.pid}:{tmp_path / 'gate'}")
-    with pytest.raises(gate.RunStoppedError):
+    with pytest.raises(RunStoppedError):
         gate.wait()
 
 
