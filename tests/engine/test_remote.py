@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tenacity import retry, stop_after_delay, wait_fixed
 
 from tests.engine.cli_support import cli, make_project, ok
 from tests.engine.guest import cloud_init_done
@@ -153,13 +154,20 @@ def test_dev_over_ssh_serves_through_its_load_balancer(remote_dev: RemoteEnv) ->
     wait_for_replicas(remote_dev.url, {f"{remote_dev.name}-web-0", f"{remote_dev.name}-web-1"})
 
 
-def test_status_reads_backends_over_ssh(remote_dev: RemoteEnv, sshd: Sshd) -> None:
-    before = sshd.logins()
-    shown = json.loads(remote_dev.run("status", remote_dev.name, "--json"))
+@retry(stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)
+def every_backend_up(env: RemoteEnv) -> None:
+    """Until status shows every tier's servers UP: HAProxy's own checks mark a server UP
+    a few seconds after its container is healthy, later on a loaded machine."""
+    shown = json.loads(env.run("status", env.name, "--json"))
     assert shown["reachable"] is True
     backends = {t["tier"]: [s["status"] for s in t["servers"]] for t in shown["health"]}
     assert set(backends) == {"web", "app", "db"}
     assert all(s.startswith("UP") for statuses in backends.values() for s in statuses), backends
+
+
+def test_status_reads_backends_over_ssh(remote_dev: RemoteEnv, sshd: Sshd) -> None:
+    before = sshd.logins()
+    every_backend_up(remote_dev)
     assert sshd.logins() > before
 
 
