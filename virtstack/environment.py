@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from virtstack.configkeys import NAMESPACE
 from virtstack.errors import SpecError, UsageError
-from virtstack.spec import NAMESPACE, EnvironmentSpec, parse_spec
 from virtstack.stackfiles import read_config
 
 if TYPE_CHECKING:
     from virtstack.engines.base import EngineAdapter
+    from virtstack.spec import EnvironmentSpec
     from virtstack.targets import Target
 
 
@@ -83,6 +84,7 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
     """
     from virtstack import exposure, targets  # targets import Pulumi: not for --help
     from virtstack.secrets import is_encrypted, plaintext_problems, secret_ref_problems
+    from virtstack.spec import parse_spec  # pydantic: loaded while `up` starts Pulumi
 
     if target is not None:
         config = {**config, f"{NAMESPACE}:target": target}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from virtstack.spec import EnvironmentSpec, key
+from virtstack.configkeys import key
+from virtstack.spec import EnvironmentSpec
 
 
 def _public(address: ipaddress.IPv4Address) -> bool:

@@ -6,9 +6,12 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from virtstack.spec import EnvironmentSpec, VmSpec, key
+from virtstack.configkeys import key
+
+if TYPE_CHECKING:
+    from virtstack.spec import EnvironmentSpec, VmSpec
 
 GUEST_VERSION_FILE = Path(__file__).resolve().parents[1] / "images" / "guest" / "VERSION"
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from virtstack_components import names
 
-from virtstack.spec import EnvironmentSpec, key
+from virtstack.configkeys import key
+
+if TYPE_CHECKING:
+    from virtstack.spec import EnvironmentSpec
 
 POOL_ROOT = "/var/lib/virtstack/pools"
 

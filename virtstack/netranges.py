@@ -11,10 +11,13 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from virtstack.engines import hostcmd
 from virtstack.errors import EngineCommandError, UsageError
-from virtstack.spec import NetworkSpec
+
+if TYPE_CHECKING:
+    from virtstack.spec import NetworkSpec
 
 Network = ipaddress.IPv4Network
 

@@ -11,10 +11,11 @@ import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from virtstack import gate, targets
+from virtstack.configkeys import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, key
 from virtstack.environment import project_dir
 from virtstack.errors import SpecError
 from virtstack.secrets import plaintext_problems, secret_ref_problems
-from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, key, parse_spec
+from virtstack.spec import parse_spec
 
 PREVIEW_PASSWORD = "generated-by-virtstack-up"
 

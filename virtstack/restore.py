@@ -18,10 +18,10 @@ from ruamel.yaml.comments import CommentedMap
 
 from virtstack import guard, netranges, scaffold, stackfiles
 from virtstack.backup import DECLARATION, Backup, Say, find_backup, repository
+from virtstack.configkeys import NAMESPACE, key
 from virtstack.environment import Environment, StackRef, check_config
 from virtstack.errors import BackupError, EnvironmentExistsError, UsageError
 from virtstack.restic import Repository
-from virtstack.spec import NAMESPACE, key
 
 REGISTRY = "registry"
 """``--publish registry=PORT``: the clone's registry port."""

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from virtstack import checkpoint, pulumicmd, stackfiles, tlsfiles, toolchain
 from virtstack.checkpoint import StackOutput
+from virtstack.configkeys import NAMESPACE
 from virtstack.errors import EnvironmentBusyError, OperationError
 from virtstack.locks import process_running
 from virtstack.plan.events import diagnostic_lines
-from virtstack.spec import NAMESPACE
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent

@@ -17,9 +17,10 @@ from ruamel.yaml.comments import CommentedMap
 from virtstack_components.templating import render
 
 from virtstack import netranges, stackfiles
+from virtstack.configkeys import NAMESPACE
 from virtstack.environment import Environment, check_config
 from virtstack.errors import EnvironmentExistsError, UsageError, VirtstackError
-from virtstack.spec import NAMESPACE, Name
+from virtstack.spec import Name
 from virtstack.stackfiles import environments, load_stack, read_config, stack_file
 
 # New VM environments get the first free 192.168.x.0/24 from x = 150, clear of the other

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from virtstack import stackfiles
+from virtstack.configkeys import NAMESPACE, key
 from virtstack.environment import Environment, StackRef, check_config
 from virtstack.errors import SpecError
-from virtstack.spec import NAMESPACE, key
 
 if TYPE_CHECKING:
     from ruamel.yaml.comments import CommentedMap

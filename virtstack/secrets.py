@@ -7,11 +7,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from virtstack.spec import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, EnvironmentSpec, key
+from virtstack.configkeys import NAMESPACE, REGISTRY_PASSWORD_KEY, SECRETS_KEY, key
 
 if TYPE_CHECKING:
     from virtstack.environment import Environment, StackRef
     from virtstack.runner import Runner
+    from virtstack.spec import EnvironmentSpec
 
 PASSWORD_CONFIG_KEY = f"{NAMESPACE}:{REGISTRY_PASSWORD_KEY}"
 SECRETS_CONFIG_KEY = f"{NAMESPACE}:{SECRETS_KEY}"

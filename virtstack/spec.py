@@ -28,9 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from virtstack.configkeys import NAMESPACE, SECRET_KEYS, key
 from virtstack.errors import SpecError
-
-NAMESPACE = "virtstack"
 
 # Names become container names, VM hostnames and DNS aliases: keep them DNS labels.
 _NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
@@ -264,6 +263,16 @@ class TierSpec(_Placed):
     """Keys the tier's VMs (replicas and load balancer) accept besides the environment's."""
     """Hooks around the copy of a replica's volume; without ``pre`` it is paused instead."""
 
+    @property
+    def plain_env(self) -> dict[str, str]:
+        """The env values given as text."""
+        return {k: v for k, v in self.env.items() if isinstance(v, str)}
+
+    @property
+    def secret_env(self) -> dict[str, str]:
+        """The env values given as ``{secret: NAME}``: each variable's secret's name."""
+        return {k: v.secret for k, v in self.env.items() if isinstance(v, SecretRef)}
+
     @field_validator("command")
     @classmethod
     def _runnable(cls, command: list[str] | None) -> list[str] | None:
@@ -299,6 +308,12 @@ class VmSpec(_Placed):
     (NoCloud): an absolute path on this machine, uploaded once, or ``{pool: NAME, volume:
     NAME}``, a volume already in a storage pool on the libvirt host. Either way the VM's
     root disk is a copy-on-write layer on it."""
+
+    @property
+    def pool_image(self) -> PoolVolume | None:
+        """The volume of a storage pool the VM's image is, if it is one."""
+        return self.image if isinstance(self.image, PoolVolume) else None
+
     boot: Literal["auto", "disk", "kernel"] = "auto"
     """How a VM with its own image boots. ``disk``: BIOS from the disk's own bootloader
     (a cloud image with a partition table); ``kernel``: direct kernel boot of a bare root
@@ -380,14 +395,6 @@ class EnvironmentSpec(_Model):
         return next((n.cidr for n in self.networks if n.name == name), None)
 
 
-def key(*loc: str | int) -> str:
-    """Render a location inside the spec as the config key path a user edits."""
-    path = f"{NAMESPACE}:{loc[0]}" if loc else NAMESPACE
-    for part in loc[1:]:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 def parse_spec(config: Mapping[str, Any]) -> EnvironmentSpec:
     """Validate a ``virtstack:`` config mapping (keys with or without the namespace).
 
@@ -398,7 +405,7 @@ def parse_spec(config: Mapping[str, Any]) -> EnvironmentSpec:
         namespace, sep, bare = name.rpartition(":")
         if sep and namespace != NAMESPACE:
             continue
-        if bare in _SECRET_KEYS:
+        if bare in SECRET_KEYS:
             continue
         data[bare] = value
     # The checks import this module's models and patterns: imported here, not above.
@@ -412,10 +419,3 @@ def parse_spec(config: Mapping[str, Any]) -> EnvironmentSpec:
     if problems:
         raise SpecError(problems)
     return spec
-
-
-# Secrets sit beside the spec in the same namespace but are read as Pulumi secrets.
-REGISTRY_PASSWORD_KEY = "registry_password"
-SECRETS_KEY = "secrets"
-"""The secret object holding the values tiers name with ``{secret: NAME}``."""
-_SECRET_KEYS = frozenset({REGISTRY_PASSWORD_KEY, SECRETS_KEY})

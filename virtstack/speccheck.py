@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from virtstack.configkeys import key
 from virtstack.spec import (
     _ENV_NAME_PATTERN,
     _FILE_PATTERN,
@@ -26,7 +27,6 @@ from virtstack.spec import (
     _VOLUME_PATH_PATTERN,
     _VOLUME_TAG,
     EnvironmentSpec,
-    key,
 )
 
 # pydantic reports a pattern mismatch by the regex; say what the pattern means instead.

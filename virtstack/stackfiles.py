@@ -2,7 +2,7 @@
 
 One YAML library for all of them: ruamel's round-trip mode, so an edit (change one key)
 keeps every comment, the key order and the quoting. Paths are written the way
-:func:`virtstack.spec.key` prints them, with or without the namespace:
+:func:`virtstack.configkeys.key` prints them, with or without the namespace:
 ``tiers[0].replicas``, ``registry.enabled``, ``virtstack:engine.uri``.
 """
 
@@ -19,8 +19,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.error import YAMLError as RuamelYAMLError
 
+from virtstack.configkeys import NAMESPACE
 from virtstack.errors import EnvironmentNotFoundError, StackFileError, UsageError
-from virtstack.spec import NAMESPACE
 
 _HEAD = re.compile(r"(?P<head>(?:[A-Za-z_][\w-]*:)?[A-Za-z_][\w-]*)(?P<rest>.*)", re.DOTALL)
 _STEP = re.compile(r"\.(?P<key>[A-Za-z_][\w-]*)|\[(?P<index>\d+)\]")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from virtstack import autoscale, datacheck, report, secrets, stackfiles
+from virtstack.configkeys import key
 from virtstack.engines.hostcmd import is_local
 from virtstack.environment import Environment, StackRef, load
 from virtstack.errors import EngineUnreachableError, SpecError, UsageError, VirtstackError
@@ -23,7 +24,6 @@ from virtstack.plan.model import Plan, plan
 from virtstack.runner import EventLog, OnEvent, PendingRun, StackOutput
 from virtstack.scaling import ScaleChange, plan_scale
 from virtstack.session import AdapterFor, Services, Session, open_session
-from virtstack.spec import key
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent

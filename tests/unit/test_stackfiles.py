@@ -6,13 +6,13 @@ import pytest
 
 from tests.unit.fixtures.cli_support import REPO
 from virtstack import stackfiles
+from virtstack.configkeys import key
 from virtstack.errors import (
     BadInputError,
     EnvironmentNotFoundError,
     StackFileError,
     UsageError,
 )
-from virtstack.spec import key
 from virtstack.stackfiles import ConfigPath
 
 

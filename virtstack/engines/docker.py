@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from virtstack_components import names
 
 from virtstack import naming
+from virtstack.configkeys import key
 from virtstack.engines import hostcmd
 from virtstack.engines.base import (
     DataCopy,
@@ -28,10 +29,11 @@ from virtstack.engines.base import (
 )
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
-from virtstack.spec import EnvironmentSpec, key
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
+
+    from virtstack.spec import EnvironmentSpec
 
 
 def is_local(uri: str) -> bool:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from virtstack_components import names
 
 from virtstack import images, naming
+from virtstack.configkeys import key
 from virtstack.engines import guestagent, hostcmd, sshopts, vmbackup
 from virtstack.engines.base import (
     DataCopy,
@@ -28,10 +29,11 @@ from virtstack.engines.base import (
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.engines.vmbackup import DISK_SUFFIX, pool_state
 from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
-from virtstack.spec import EnvironmentSpec, PoolVolume, key
 
 if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
+
+    from virtstack.spec import EnvironmentSpec, PoolVolume
 
 DOMAIN_TYPE = "libvirt:index/domain:Domain"
 # Steps after which a domain is new: created, or created anew in a replacement.
@@ -171,8 +173,8 @@ class LibvirtAdapter:
             ):
                 yield f"{where}: {address}:{tier.publish} is already in use by another process"
         for i, vm in enumerate(spec.vms):
-            if isinstance(vm.image, PoolVolume) and self.volume_key(uri, vm.image) is None:
-                yield f"{key('vms', i, 'image')}: {self._volume_missing(uri, vm.image)}"
+            if (volume := vm.pool_image) and self.volume_key(uri, volume) is None:
+                yield f"{key('vms', i, 'image')}: {self._volume_missing(uri, volume)}"
         have = self.host_memory_mib(uri)
         sized = [(key("tiers", i, "memory"), t.memory) for i, t in enumerate(spec.tiers)]
         sized += [(key("vms", i, "memory"), v.memory) for i, v in enumerate(spec.vms)]

@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tenacity import retry, stop_after_delay, wait_fixed
 from virtstack_components import names
 
+from virtstack.configkeys import key
 from virtstack.engines import hostcmd
 from virtstack.engines.base import DataItem, Reachability, ReplicaPlacement, Tunnel
 from virtstack.engines.docker import DockerAdapter
 from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError
-from virtstack.spec import EnvironmentSpec, key
+
+if TYPE_CHECKING:
+    from virtstack.spec import EnvironmentSpec
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
+from virtstack.configkeys import key
 from virtstack.errors import SpecError
-from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
+
+if TYPE_CHECKING:
+    from virtstack.spec import EnvironmentSpec
 
 
 def discover() -> dict[str, Target]:

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 from virtstack_components.libvirt.addresses import AddressError, NetworkPlan, plan_network
 from virtstack_components.names import MIN_SLOTS
 
-from virtstack.spec import EnvironmentSpec, TierSpec, key
+from virtstack.configkeys import key
 
 if TYPE_CHECKING:
     from virtstack_components.libvirt.firewall import TierAccess
+
+    from virtstack.spec import EnvironmentSpec, TierSpec
 
 Other = tuple[str, str, int]
 """A VM that is not a tier's: (spec section, item name, index)."""

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from virtstack.configkeys import key
 from virtstack.engines.base import EngineAdapter
 from virtstack.engines.hostcmd import EngineUri, is_local
-from virtstack.spec import EnvironmentSpec, key
 
 if TYPE_CHECKING:
     import pulumi
+
+    from virtstack.spec import EnvironmentSpec
 
 
 class Capability(StrEnum):

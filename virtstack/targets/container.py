@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from virtstack.configkeys import key
 from virtstack.engines.docker import ADAPTER, from_registry
-from virtstack.spec import EnvironmentSpec, key
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 from virtstack.targets.convert import secret_env_needs_command
 
 if TYPE_CHECKING:
     import pulumi
     import pulumi_docker as docker
+
+    from virtstack.spec import EnvironmentSpec
 
 # Pulumi, its Docker SDK and the components are imported by `deploy` alone: every
 # command discovers every target, and only the program of a container stack deploys.

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from virtstack.spec import EnvironmentSpec, SecretRef, TierSpec, key
+from virtstack.configkeys import key
 from virtstack.targets.base import DeployContext
 
 if TYPE_CHECKING:
@@ -25,12 +25,13 @@ if TYPE_CHECKING:
     from virtstack_components.tier import TierArgs
 
     from virtstack.engines.docker import DockerAdapter
+    from virtstack.spec import EnvironmentSpec, TierSpec
 
 
 def secret_env_needs_command(spec: EnvironmentSpec) -> Iterator[str]:
     """Container replicas with secret env values need their command: virtstack wraps it."""
     for i, tier in enumerate(spec.tiers):
-        if tier.command is None and any(isinstance(v, SecretRef) for v in tier.env.values()):
+        if tier.command is None and tier.secret_env:
             yield (
                 f"{key('tiers', i, 'command')}: required for secret env values (virtstack runs "
                 "it through a shell that reads them from a file, out of `docker inspect`)"
@@ -50,8 +51,8 @@ def tier_args(
         replicas=tier.replicas,
         port=tier.port,
         health=HealthCheck(path=h.path, interval=h.interval, timeout=h.timeout, retries=h.retries),
-        env={k: v for k, v in tier.env.items() if isinstance(v, str)},
-        secret_env={k: secrets[v.secret] for k, v in tier.env.items() if isinstance(v, SecretRef)},
+        env=tier.plain_env,
+        secret_env={var: secrets[name] for var, name in tier.secret_env.items()},
         volume=(
             DataVolume(name=tier.volume.name, path=tier.volume.path, size_gib=tier.volume.size_gib)
             if tier.volume

@@ -8,16 +8,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from virtstack import naming, sshkeys
+from virtstack.configkeys import key
 from virtstack.engines.libvirt import ADAPTER, provider_uri, ssh_problems
 from virtstack.errors import SpecError
 from virtstack.images import check_guest_image, guest_image_dir, vm_boot
-from virtstack.spec import EnvironmentSpec, PoolVolume, key
 from virtstack.targets import addressing
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target, set_keys
 
 if TYPE_CHECKING:
     import pulumi
     from virtstack_components.libvirt.placement import LibvirtPlacement
+
+    from virtstack.spec import EnvironmentSpec
 
 
 def vm_problems(spec: EnvironmentSpec) -> list[str]:
@@ -157,14 +159,12 @@ def deploy_vms(
     image = BaseImage(f"{ctx.env}-guest", BaseImageArgs(host=host, pool=pool.name, image=guest))
     own_images: dict[str, GuestImageIds] = {}
     for i, vm in enumerate(spec.vms):
-        if vm.image is None:
-            continue
-        if isinstance(vm.image, PoolVolume):
+        if (volume := vm.pool_image) is not None:
             # Checked before the run (preflight); gone since, it is still the spec's key.
-            if (disk := ADAPTER.volume_key(uri, vm.image)) is None:
+            if (disk := ADAPTER.volume_key(uri, volume)) is None:
                 raise SpecError([f"{key('vms', i, 'image')}: no such volume on {uri}"])
             ids = dataclasses.replace(image.ids, disk=disk)
-        else:
+        elif isinstance(vm.image, str):
             # Uploaded once; a bare root filesystem boots with the guest's kernel.
             ids = BaseImage(
                 f"{ctx.env}-{vm.name}-image",
@@ -175,6 +175,8 @@ def deploy_vms(
                     boot=image.ids,
                 ),
             ).ids
+        else:
+            continue  # the built guest's image
         own_images[vm.name] = dataclasses.replace(ids, bootloader=vm_boot(vm) == "disk")
 
     tiers_on = (spec.tiers[0].network or spec.networks[0].name) if spec.tiers else None

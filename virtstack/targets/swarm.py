@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from virtstack.engines.swarm import ADAPTER
-from virtstack.spec import EnvironmentSpec
 from virtstack.targets.base import Capability, DeployContext, Outputs, Target
 from virtstack.targets.convert import secret_env_needs_command
 
 if TYPE_CHECKING:
     import pulumi
+
+    from virtstack.spec import EnvironmentSpec
 
 
 def deploy(spec: EnvironmentSpec, ctx: DeployContext) -> Outputs:
