@@ -83,7 +83,7 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
     Every problem the config has is reported at once, one line each, naming its key.
     """
     from virtstack import exposure, targets  # targets import Pulumi: not for --help
-    from virtstack.secrets import is_encrypted, plaintext_problems, secret_ref_problems
+    from virtstack.secrets import secret_ref_problems, stack_file_plaintext
     from virtstack.spec import parse_spec  # pydantic: loaded while `up` starts Pulumi
 
     if target is not None:
@@ -93,8 +93,7 @@ def check_config(config: dict[str, Any], target: str | None = None) -> Environme
         raise SpecError(foreign)
     spec = parse_spec(config)
     chosen = targets.get(spec.target)
-    refused = plaintext_problems(config, lambda name: is_encrypted(config[name]))
-    refused += secret_ref_problems(spec, config, encrypted=True)
+    refused = stack_file_plaintext(config) + secret_ref_problems(spec, config)
     refused += exposure.problems(spec)
     refused += chosen.problems(spec)
     if refused:

@@ -73,7 +73,7 @@ def main() -> None:
         # A preview must not write the stack file: `up` generates the real password.
         password = pulumi.Output.secret(PREVIEW_PASSWORD)
     stored = pulumi.Config(NAMESPACE).get_object(SECRETS_KEY) or {}
-    missing = secret_ref_problems(spec, {f"{NAMESPACE}:{SECRETS_KEY}": stored}, encrypted=False)
+    missing = secret_ref_problems(spec, {f"{NAMESPACE}:{SECRETS_KEY}": stored})
     if missing:
         raise SpecError(missing)
     context = targets.DeployContext(

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from pulumi.automation import EngineEvent
 
     from virtstack.automation import Stack
+    from virtstack.engines.base import EngineAdapter
     from virtstack.environment import Environment, StackRef
+    from virtstack.targets import Target
 
 OnEvent = Callable[["EngineEvent"], None]
 
@@ -46,6 +48,10 @@ class Runner(Protocol):
     resource operations may run at once.
     """
 
+    def has_stack(self, ref: StackRef) -> bool:
+        """Whether the stack exists in the backend."""
+        ...
+
     def init(self, ref: StackRef) -> None:
         """Create the stack in the backend unless it exists."""
 
@@ -57,12 +63,11 @@ class Runner(Protocol):
 
     def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
 
-    def start_up(
-        self, ref: StackRef, environment: Environment
-    ) -> AbstractContextManager[PendingRun]:
-        """``up``, started now and held before its program declares anything, while the
-        caller checks (:mod:`virtstack.gate`): :meth:`PendingRun.go` runs it; leaving the
-        block without that stops it with nothing changed."""
+    def start_up(self, ref: StackRef, target: Target) -> AbstractContextManager[PendingRun]:
+        """``up`` of an environment on ``target``, started now and held before its program
+        declares anything, while the caller checks (:mod:`virtstack.gate`), the environment
+        itself included: :meth:`PendingRun.go` runs it; leaving the block without that stops
+        it with nothing changed."""
         ...
 
     def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None: ...
@@ -166,9 +171,12 @@ class PulumiRunner:
             self._stacks[key] = automation.open_stack(ref)
         return self._stacks[key]
 
-    def init(self, ref: StackRef) -> None:
+    def has_stack(self, ref: StackRef) -> bool:
         # A stack with a checkpoint exists: no CLI start to ask.
-        if checkpoint.checkpoint_file(ref) is not None:
+        return checkpoint.checkpoint_file(ref) is not None
+
+    def init(self, ref: StackRef) -> None:
+        if self.has_stack(ref):
             return
         with _failures("init", ref, EventLog()):
             env = stack_environment(ref)  # first: ToolchainMissingError
@@ -218,19 +226,19 @@ class PulumiRunner:
         self._run("preview", ref, [], on_event)
 
     def up(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        self._run("up", ref, _applying(environment), on_event)
+        self._run("up", ref, _applying(environment.adapter), on_event)
 
     def destroy(self, ref: StackRef, environment: Environment, on_event: OnEvent) -> None:
-        self._run("destroy", ref, _applying(environment), on_event)
+        self._run("destroy", ref, _applying(environment.adapter), on_event)
 
     def refresh(self, ref: StackRef, on_event: OnEvent) -> None:
         self._run("refresh", ref, ["--yes", "--skip-preview"], on_event)
 
     @contextlib.contextmanager
-    def start_up(self, ref: StackRef, environment: Environment) -> Iterator[PendingRun]:
+    def start_up(self, ref: StackRef, target: Target) -> Iterator[PendingRun]:
         self.init(ref)
         with _config_file(ref) as config_file:
-            args = _arguments("up", ref, _applying(environment), config_file)
+            args = _arguments("up", ref, _applying(target.adapter), config_file)
             env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
             with pulumicmd.held(_pulumi(ref), args, str(ref.project), env) as run:
                 yield _PendingUp(ref, run)
@@ -377,8 +385,8 @@ def _pulumi(ref: StackRef) -> str:
     return str(toolchain.toolchain_dir(ref.project) / "bin" / "pulumi")
 
 
-def _applying(environment: Environment) -> list[str]:
+def _applying(adapter: EngineAdapter) -> list[str]:
     """The flags of a run that applies its changes at once, ``--parallel N`` when the
     engine limits how many operations run at once."""
-    parallel = environment.adapter.parallel
+    parallel = adapter.parallel
     return ["--yes", "--skip-preview", *([] if parallel is None else ["--parallel", str(parallel)])]

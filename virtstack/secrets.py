@@ -42,25 +42,26 @@ def stored_secrets(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
-def secret_ref_problems(
-    spec: EnvironmentSpec, config: Mapping[str, Any], *, encrypted: bool
-) -> list[str]:
-    """A line for every ``{secret: NAME}`` with no such secret, and (in a stack file) every
-    named secret stored as plaintext."""
+def secret_ref_problems(spec: EnvironmentSpec, config: Mapping[str, Any]) -> list[str]:
+    """A line for every ``{secret: NAME}`` with no such secret."""
     stored = stored_secrets(config)
-    problems = [
+    return [
         f"{where}: no secret named {name!r} (virtstack secret set ENV {name})"
         for where, name in spec.secret_refs()
         if name not in stored
     ]
-    if encrypted:
-        problems += [
-            f"{key(SECRETS_KEY, name)}: must be a Pulumi secret, not plaintext "
-            f"(virtstack secret set ENV {name})"
-            for name, value in stored.items()
-            if not is_encrypted(value)
-        ]
-    return problems
+
+
+def stack_file_plaintext(config: Mapping[str, Any]) -> list[str]:
+    """A line for every secret a stack file's config holds as plaintext: the registry
+    password, a named secret. Read before anything else sees the file (Pulumi records an
+    update's config in the stack's history)."""
+    return plaintext_problems(config, lambda name: is_encrypted(config[name])) + [
+        f"{key(SECRETS_KEY, name)}: must be a Pulumi secret, not plaintext "
+        f"(virtstack secret set ENV {name})"
+        for name, value in stored_secrets(config).items()
+        if not is_encrypted(value)
+    ]
 
 
 def needs_registry_password(spec: EnvironmentSpec) -> bool:
@@ -76,6 +77,18 @@ def has_registry_password(environment: Environment) -> bool:
 def registry_password_missing(environment: Environment) -> bool:
     """Whether the spec needs the registry password and the stack file has none yet."""
     return needs_registry_password(environment.spec) and not has_registry_password(environment)
+
+
+def registry_password_settled(config: Mapping[str, Any]) -> bool:
+    """Whether a stack file's config, before its spec is checked, surely needs no registry
+    password generated: it holds one, or its registry is not enabled (the spec's default).
+
+    When true, :func:`registry_password_missing` is false for the checked environment.
+    """
+    registries = [value for name, value in config.items() if name in ("registry", key("registry"))]
+    return PASSWORD_CONFIG_KEY in config or all(
+        isinstance(r, Mapping) and r.get("enabled", False) is False for r in registries
+    )
 
 
 def new_password() -> str:

@@ -24,7 +24,7 @@ from tests.support import free_port
 from virtstack.environment import StackRef
 from virtstack.runner import EventLog, PulumiRunner
 from virtstack.spec import parse_spec
-from virtstack.stackfiles import read_config
+from virtstack.stackfiles import read_config, stack_file
 
 pytestmark = pytest.mark.engine
 
@@ -117,11 +117,26 @@ def test_lifecycle_of_a_container_environment(cli_project: Path) -> None:
 
 
 def checks_fail_while_the_run_is_held(project: Path, env: str, port: int) -> None:
-    """`up` starts Pulumi while it checks the engine: data the spec no longer declares
-    stops the held run before its program declares anything, and nothing changes."""
-    before = docker_inspect(f"{env}-web-0")
-    assert before is not None
-    outputs = PulumiRunner().outputs(StackRef(project=project, env=env))
+    """`up` starts Pulumi on a stack that exists while it checks the spec and the engine:
+    a spec error, or data the spec no longer declares, stops the held run before its
+    program declares anything, and nothing changes."""
+    before = web_and_outputs(project, env)
+    file = stack_file(project, env)
+    text = file.read_text()
+    document = yaml.safe_load(text)
+    document["config"]["virtstack:tiers"][0]["replicas"] = -1
+    file.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        refused = cli(project, "up", env)
+    finally:
+        file.write_text(text)
+    assert refused.exit_code == 2, refused.output
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: virtstack:tiers[0].replicas: Input should be greater than or equal to 0 (got -1)"
+    ], refused.output
+    stopped_at_the_gate(project, env, port, before)
+
     orphan = f"{env}_old_0"
     run("docker", "volume", "create", "--label", f"virtstack.namespace={env}", orphan)
     try:
@@ -130,14 +145,28 @@ def checks_fail_while_the_run_is_held(project: Path, env: str, port: int) -> Non
         run("docker", "volume", "rm", orphan)
     assert refused.exit_code == 2, refused.output
     assert f"error: {env}: {orphan} holds data the spec no longer declares" in refused.stderr
-    # The run did start, and was stopped at the gate: a failed update that changed nothing.
+    stopped_at_the_gate(project, env, port, before)
+
+
+def web_and_outputs(project: Path, env: str) -> tuple[object, ...]:
+    """The web replica (its container, when it started) and the stack's outputs."""
+    web = docker_inspect(f"{env}-web-0")
+    assert web is not None
+    state = web["State"]
+    assert isinstance(state, dict)
+    outputs = PulumiRunner().outputs(StackRef(project=project, env=env))
+    return web["Id"], state["StartedAt"], outputs
+
+
+def stopped_at_the_gate(project: Path, env: str, port: int, before: tuple[object, ...]) -> None:
+    """The last run did start, and was stopped at the gate: a failed update that changed
+    nothing (``before``: :func:`web_and_outputs` before it)."""
     history = project / ".virtstack" / "state" / ".pulumi" / "history"
     last = max(history.glob(f"*/{env}/*.history.json"), key=lambda p: p.stat().st_mtime)
     update = json.loads(last.read_text())
     assert update["result"] == "failed", update
     assert set(update["resourceChanges"]) == {"same"}, update  # the stack itself, unchanged
-    assert docker_inspect(f"{env}-web-0") == before
-    assert PulumiRunner().outputs(StackRef(project=project, env=env)) == outputs
+    assert web_and_outputs(project, env) == before
     assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
 
 

@@ -102,7 +102,7 @@ def test_migrate_data_reports_each_copy(project: Path) -> None:
 
 def test_a_plaintext_registry_password_is_refused(project: Path) -> None:
     set_key(project, "dev", "virtstack:registry_password", "hunter2")
-    runner = FakeRunner()
+    runner = FakeRunner(stacks={"dev"})  # would start before the check, but for this secret
     result = invoke(project, make_services(runner), "up", "dev", "--yes")
     assert result.exit_code == EXIT_BAD_INPUT
     assert errors(result) == [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from tests.unit.fixtures.cli_support import (
 from tests.unit.fixtures.cli_support import project as project  # the fixture
 from virtstack.cli import EXIT_BAD_INPUT, EXIT_FAILED
 from virtstack.errors import OperationError
+from virtstack.secrets import PASSWORD_CONFIG_KEY
 
 # -- up -----------------------------------------------------------------------------------
 
@@ -105,6 +109,55 @@ def test_checks_that_fail_while_the_run_starts_stop_it_before_it_goes_on(
     assert steps[0] == "start_up"  # Pulumi started first, then the engine was asked
     assert "preflight" in steps
     assert "up" not in steps  # and the run never went on
+
+
+def test_a_spec_error_found_while_the_run_starts_stops_it(project: Path) -> None:
+    runner = FakeRunner(run_events=events("recorded-up-create.json"))
+    assert invoke(project, make_services(runner), "up", "dev").exit_code == 0  # the stack
+    runner.calls.clear()
+    set_key(project, "dev", "virtstack:tiers[0].replicas", -1)
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert errors(result) == [
+        "error: virtstack:tiers[0].replicas: Input should be greater than or equal to 0 (got -1)"
+    ]
+    assert runner.ops() == ["start_up"]  # started from the file, stopped before it went on
+
+
+def test_a_run_on_a_stack_not_made_yet_waits_for_the_checked_spec(project: Path) -> None:
+    assert invoke(project, make_services(FakeRunner()), "up", "dev").exit_code == 0
+    fresh = FakeRunner(run_events=events("recorded-up-create.json"))  # no stack in its backend
+    good = (project / "stacks" / "Pulumi.dev.yaml").read_text()
+    set_key(project, "dev", "virtstack:tiers[0].replicas", -1)
+    refused = invoke(project, make_services(fresh), "up", "dev", "--yes")
+    assert refused.exit_code == EXIT_BAD_INPUT
+    assert fresh.ops() == []  # a config with errors makes no stack
+    (project / "stacks" / "Pulumi.dev.yaml").write_text(good)
+    again = invoke(project, make_services(fresh), "up", "dev", "--yes")
+    assert again.exit_code == 0, again.output
+    assert fresh.ops() == ["up", "outputs"]
+
+
+def test_up_starts_pulumi_before_the_spec_models_load(project: Path) -> None:
+    """pydantic (the spec's models, typer before 0.29) loads while Pulumi starts."""
+    set_key(project, "dev", PASSWORD_CONFIG_KEY, {"secure": "v1:fake-ciphertext"})
+    code = textwrap.dedent("""
+        import sys
+        from virtstack import runner
+        from virtstack.cli import main
+
+        def start_up(self, ref, target):
+            print(sorted(m for m in ("pydantic", "virtstack.spec") if m in sys.modules))
+            raise SystemExit(0)
+
+        runner.PulumiRunner.has_stack = lambda self, ref: True
+        runner.PulumiRunner.start_up = start_up
+        sys.argv = ["virtstack", "--project", sys.argv[1], "up", "dev", "--yes"]
+        main()
+    """)
+    argv = [sys.executable, "-c", code, str(project)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
 
 
 @pytest.mark.parametrize("command", ["up", "preview", "scale"])

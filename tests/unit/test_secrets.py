@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pytest
 from virtstack_components.docker.placement import DockerPlacement
 from virtstack_components.docker.tier import ContainerTier, ContainerTierArgs
 from virtstack_components.tier import SECRETS_FILE, TierArgs
@@ -24,6 +25,7 @@ from tests.unit.fixtures.cli_support import (
 )
 from tests.unit.fixtures.cli_support import project as project  # the fixture
 from virtstack.cli import EXIT_BAD_INPUT
+from virtstack.secrets import PASSWORD_CONFIG_KEY, registry_password_settled
 
 SECRET = "s3cr3t 'quoted' $HOME"
 
@@ -63,13 +65,34 @@ def test_an_env_value_naming_a_missing_secret_is_refused(project: Path) -> None:
 def test_a_named_secret_in_plaintext_is_refused(project: Path) -> None:
     use_secret(project)
     set_key(project, "dev", "virtstack:secrets", {"db-password": "hunter2"})
-    result = invoke(project, make_services(FakeRunner()), "up", "dev", "--yes")
+    runner = FakeRunner(stacks={"dev"})
+    result = invoke(project, make_services(runner), "up", "dev", "--yes")
     assert result.exit_code == EXIT_BAD_INPUT
     assert errors(result) == [
         "error: virtstack:secrets.db-password: must be a Pulumi secret, not plaintext "
         "(virtstack secret set ENV db-password)"
     ]
     assert "hunter2" not in result.output
+    assert runner.ops() == []  # Pulumi records a run's config: not even started
+
+
+@pytest.mark.parametrize(
+    ("config", "settled"),
+    [
+        ({}, True),
+        ({"virtstack:registry": {"port": 5001}}, True),
+        ({"virtstack:registry": {"enabled": False}}, True),
+        ({"virtstack:registry": {"enabled": True}, PASSWORD_CONFIG_KEY: {"secure": "v1:x"}}, True),
+        ({"virtstack:registry": {"enabled": True}}, False),
+        ({"registry": {"enabled": True}}, False),  # a bare key is virtstack's too
+        ({"virtstack:registry": {"enabled": "yes"}}, False),  # the check decides what it means
+        ({"virtstack:registry": "on"}, False),
+    ],
+)
+def test_a_registry_password_is_settled_only_when_surely_not_missing(
+    config: dict[str, Any], settled: bool
+) -> None:
+    assert registry_password_settled(config) is settled
 
 
 def test_with_the_secret_set_up_runs_and_list_names_its_user(project: Path) -> None:

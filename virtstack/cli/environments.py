@@ -5,7 +5,6 @@ Pulumi and the targets are imported inside commands so ``virtstack --help`` stay
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +31,7 @@ from virtstack.errors import ToolchainMissingError, UsageError, VirtstackError
 
 if TYPE_CHECKING:
     from virtstack.environment import StackRef
-    from virtstack.runner import EventLog, OnEvent, StackOutput
+    from virtstack.runner import EventLog, OnEvent, PendingRun, StackOutput
     from virtstack.session import Services, Session
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "app"]
@@ -183,56 +182,56 @@ def _run(session: Session, operation: str, run: Callable[[Session, OnEvent], R])
     return result
 
 
-def _deploy(
-    session: Session, *, confirm: bool = False, checks: Callable[[], None] | None = None
-) -> None:
-    """The common tail of up and scale: the checks, the password, the update, the summary.
+def _deploy(session: Session) -> None:
+    """The common tail of scale and restore: the update and its report."""
+    _report(session, *_apply(session))
 
-    With ``confirm`` a person is shown the plan and asked first. ``checks`` (of the
-    engine, raising what they find) run while Pulumi starts, its program held until they
-    pass (:mod:`virtstack.gate`), unless the run has to wait for them anyway: for the
-    person's answer, or for a registry password to generate (Pulumi reads the stack file
-    as it starts).
+
+def _apply(
+    session: Session,
+    *,
+    confirm: bool = False,
+    checks: Callable[[Session], None] | None = None,
+    started: PendingRun | None = None,
+) -> tuple[dict[str, StackOutput], EventLog]:
+    """The checks, the password, the plan and question (with ``confirm``), the update.
+
+    ``checks`` (of the engine, raising what they find) run first: while ``started`` waits
+    for them at its gate (:mod:`virtstack.gate`), else before the run starts.
     """
-    from virtstack.runner import PendingRun
-    from virtstack.secrets import registry_password_missing
+    # Imported while a started run's Pulumi starts.
+    from virtstack import workflows
+    from virtstack.plan.terminal import renderable
+    from virtstack.runner import EventLog
 
-    with contextlib.ExitStack() as stack:
-        started: PendingRun | None = None
-        if (
-            checks is not None
-            and not confirm
-            and not registry_password_missing(session.environment)
-        ):
-            started = stack.enter_context(session.runner.start_up(session.ref, session.environment))
-        # Imported while Pulumi starts.
-        from virtstack import report, workflows
-        from virtstack.plan.terminal import renderable
-        from virtstack.runner import EventLog
-
-        if checks is not None:
-            checks()
-        announce_password(session)
-        console = new_console()
-        for line in session.environment.warnings:
-            typer.echo(f"warning: {line}", err=True)
-        if confirm:
-            plan = workflows.preview(session, EventLog())
-            console.print(renderable(plan))
-            if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
-                typer.echo("nothing changed", err=True)
-                raise typer.Exit(EXIT_FAILED)
-        logs: list[EventLog] = []
-
-        def deploy(s: Session, on_event: OnEvent) -> dict[str, StackOutput]:
-            logs.append(EventLog(on_event))  # kept: the machines made are in the events
-            return workflows.up(s, logs[-1], started)
-
-        outputs = _run(session, "up", deploy)
-    for line in logs[-1].warnings():  # the progress display shows resources, not these
+    if checks is not None:
+        checks(session)
+    announce_password(session)
+    for line in session.environment.warnings:
         typer.echo(f"warning: {line}", err=True)
-    _wait_ready(session, logs[-1])
-    console.print(report.outputs_summary(session.env, outputs))
+    if confirm:
+        plan = workflows.preview(session, EventLog())
+        new_console().print(renderable(plan))
+        if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
+            typer.echo("nothing changed", err=True)
+            raise typer.Exit(EXIT_FAILED)
+    logs: list[EventLog] = []
+
+    def deploy(s: Session, on_event: OnEvent) -> dict[str, StackOutput]:
+        logs.append(EventLog(on_event))  # kept: the machines made are in the events
+        return workflows.up(s, logs[-1], started)
+
+    return _run(session, "up", deploy), logs[-1]
+
+
+def _report(session: Session, outputs: dict[str, StackOutput], log: EventLog) -> None:
+    """After an update: its warnings, the machines it made becoming ready, the summary."""
+    from virtstack import report
+
+    for line in log.warnings():  # the progress display shows resources, not these
+        typer.echo(f"warning: {line}", err=True)
+    _wait_ready(session, log)
+    new_console().print(report.outputs_summary(session.env, outputs))
 
 
 def _wait_ready(session: Session, log: EventLog) -> None:
@@ -269,16 +268,21 @@ def up(
     ] = False,
 ) -> None:
     """Create or update everything the environment declares."""
+    from virtstack.session import up_session
 
-    def checks() -> None:
+    def checks(session: Session) -> None:
         from virtstack import workflows
 
         workflows.check(session, preflight=True, keep_orphans=keep_orphans)
 
     with holding(ctx, env, "up"):
-        session = start_session(ctx, env, target, check=False)
+        services = services_of(ctx)
         # Without a terminal there is nobody to ask: the command itself is the decision.
-        _deploy(session, confirm=not yes and services_of(ctx).interactive(), checks=checks)
+        confirm = not yes and services.interactive()
+        ref = stack_ref(ctx, env, target)
+        with up_session(ref, services, start=not confirm) as (session, started):
+            done = _apply(session, confirm=confirm, checks=checks, started=started)
+        _report(session, *done)
 
 
 @app.command()
