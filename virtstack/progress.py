@@ -32,7 +32,7 @@ from rich.text import Text
 from virtstack.plan.events import OPS, RETAINED, STYLE, SYMBOL, Op, short_type, split_urn
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
+    from virtstack.engineevents import EngineEvent
 
 PHASE_PREFIX = "phase: "
 """A program diagnostic starting with this sets its resource's phase."""
@@ -137,7 +137,7 @@ class RunProgress:
         now = self.clock()
         if event.resource_pre_event is not None:
             m = event.resource_pre_event.metadata
-            op = OPS.get(str(m.op.value), Op.SAME)
+            op = OPS.get(m.op, Op.SAME)
             state = m.new or m.old
             if op is Op.SAME or state is None or not state.custom:
                 return
@@ -147,11 +147,11 @@ class RunProgress:
                 line = ResourceLine(name, short_type(m.type), op, now, _DOING.get(op, op.value))
                 self.lines[m.urn] = line
             else:  # a replacement's second step (create, then delete the old one)
-                line.step = f"{_DOING.get(op, op.value)} ({m.op.value})"
+                line.step = f"{_DOING.get(op, op.value)} ({m.op})"
             self._changed(line)
         elif event.res_outputs_event is not None:
             m = event.res_outputs_event.metadata
-            op = OPS.get(str(m.op.value), Op.SAME)
+            op = OPS.get(m.op, Op.SAME)
             state = m.new or m.old
             if state is None or not state.custom:
                 return  # components and the stack group resources; they are not counted
@@ -173,7 +173,7 @@ class RunProgress:
             line = self.lines.setdefault(
                 m.urn, ResourceLine(name, short_type(m.type), Op.SAME, now, "")
             )
-            line.ended, line.failed, line.step = now, True, f"{m.op.value} failed"
+            line.ended, line.failed, line.step = now, True, f"{m.op} failed"
             self._changed(line)
         elif event.diagnostic_event is not None:
             d = event.diagnostic_event

@@ -35,7 +35,7 @@ from virtstack.errors import RunInterruptedError
 from virtstack.gate import Gate
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
+    from virtstack.engineevents import EngineEvent
 
 CANCEL_GRACE = 300.0
 """Seconds Pulumi may take to finish the operations in flight after a Ctrl-C."""
@@ -278,7 +278,7 @@ class _EventReader(threading.Thread):
             raise self._failure
 
     def _follow(self) -> None:
-        from pulumi.automation import EngineEvent  # slow; Pulumi is starting meanwhile
+        from virtstack.engineevents import EngineEvent
 
         with contextlib.ExitStack() as stack:
             stream: IO[str] | None = None

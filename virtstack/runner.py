@@ -29,9 +29,8 @@ from virtstack.locks import process_running
 from virtstack.plan.events import diagnostic_lines
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
     from virtstack.automation import Stack
+    from virtstack.engineevents import EngineEvent
     from virtstack.engines.base import EngineAdapter
     from virtstack.environment import Environment, StackRef
     from virtstack.targets import Target

@@ -26,8 +26,7 @@ from virtstack.scaling import ScaleChange, plan_scale
 from virtstack.session import AdapterFor, Services, Session, open_session
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
+    from virtstack.engineevents import EngineEvent
     from virtstack.engines.base import (
         DataItem,
         EngineAdapter,

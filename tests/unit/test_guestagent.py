@@ -6,20 +6,18 @@ import os
 import signal
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
+from virtstack.engineevents import EngineEvent
 from virtstack.engines import guestagent
 from virtstack.engines.libvirt import DOMAIN_TYPE, LibvirtAdapter
 from virtstack.errors import OperationError
 
 
-def outputs_event(type_: str, op: str, name: str) -> SimpleNamespace:
-    metadata = SimpleNamespace(
-        type=type_, op=SimpleNamespace(value=op), new=SimpleNamespace(outputs={"name": name})
-    )
-    return SimpleNamespace(res_outputs_event=SimpleNamespace(metadata=metadata))
+def outputs_event(type_: str, op: str, name: str) -> EngineEvent:
+    step = {"op": op, "type": type_, "new": {"type": type_, "outputs": {"name": name}}}
+    return EngineEvent.from_json({"sequence": 1, "resOutputsEvent": {"metadata": step}})
 
 
 def test_the_domains_an_up_created_or_replaced_are_waited_for() -> None:
@@ -29,9 +27,9 @@ def test_the_domains_an_up_created_or_replaced_are_waited_for() -> None:
         outputs_event(DOMAIN_TYPE, "create-replacement", "lab-web-lb"),
         outputs_event(DOMAIN_TYPE, "replace", "lab-web-lb"),
         outputs_event("libvirt:index/volume:Volume", "create", "lab-web-0-root"),
-        SimpleNamespace(res_outputs_event=None),
+        EngineEvent.from_json({"sequence": 2, "diagnosticEvent": {"message": "hi"}}),
     ]
-    assert LibvirtAdapter().machines_made(events) == ["lab-web-0", "lab-web-lb"]  # type: ignore[arg-type]
+    assert LibvirtAdapter().machines_made(events) == ["lab-web-0", "lab-web-lb"]
 
 
 def test_a_failed_cloud_init_fails_up_naming_the_vm_and_its_log(monkeypatch) -> None:

@@ -180,7 +180,7 @@ def test_fixtures_are_named_for_how_they_were_made() -> None:
 
 def _op(event) -> str | None:
     pre = event.resource_pre_event
-    return pre.metadata.op.value if pre else None
+    return pre.metadata.op if pre else None
 
 
 # -- streams recorded from the real engine (tests/unit/fixtures/record_events.py) -------

@@ -89,7 +89,7 @@ def test_phase_from_this_process_shows_until_the_step_ends() -> None:
 
 
 def test_phase_from_the_program_as_a_diagnostic() -> None:
-    from pulumi.automation import EngineEvent
+    from virtstack.engineevents import EngineEvent
 
     out = io.StringIO()
     urn = (

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.automation import EngineEvent
 from pulumi.automation.errors import CommandError
 
 from virtstack import gate, pulumicmd
 from virtstack.automation import GracefulPulumiCommand
+from virtstack.engineevents import EngineEvent
 from virtstack.errors import RunInterruptedError, RunStoppedError
 
 # A stand-in `pulumi`: answers `version`; otherwise starts a "plugin" child and runs until

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.automation import DiagnosticEvent, EngineEvent
 
 from tests.unit.fixtures.cli_support import (
     FakeAdapter,
@@ -15,6 +14,7 @@ from tests.unit.fixtures.cli_support import (
     read_yaml,
 )
 from virtstack import pulumicmd, runner
+from virtstack.engineevents import DiagnosticEvent, EngineEvent
 from virtstack.environment import StackRef, load
 from virtstack.errors import ToolchainMissingError
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
+    from virtstack.engineevents import EngineEvent
     from virtstack.spec import EnvironmentSpec
 
 

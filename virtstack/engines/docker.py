@@ -31,8 +31,7 @@ from virtstack.engines.hostcmd import retry_transient
 from virtstack.errors import EngineCommandError, EngineUnreachableError, UsageError
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
+    from virtstack.engineevents import EngineEvent
     from virtstack.spec import EnvironmentSpec
 
 

@@ -31,8 +31,7 @@ from virtstack.engines.vmbackup import DISK_SUFFIX, pool_state
 from virtstack.errors import EngineCommandError, EngineUnreachableError, OperationError
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
-
+    from virtstack.engineevents import EngineEvent
     from virtstack.spec import EnvironmentSpec, PoolVolume
 
 DOMAIN_TYPE = "libvirt:index/domain:Domain"
@@ -368,7 +367,7 @@ class LibvirtAdapter:
             done = event.res_outputs_event
             if done is None or done.metadata.type != DOMAIN_TYPE:
                 continue
-            if str(done.metadata.op.value) in _MADE_OPS and done.metadata.new is not None:
+            if done.metadata.op in _MADE_OPS and done.metadata.new is not None:
                 made.append(str((done.metadata.new.outputs or {}).get("name", "")))
         return sorted({m for m in made if m})
 

@@ -29,7 +29,7 @@ from virtstack.plan.events import (
 )
 
 if TYPE_CHECKING:
-    from pulumi.automation import EngineEvent
+    from virtstack.engineevents import EngineEvent
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 _VALUE_WIDTH = 60
@@ -209,7 +209,7 @@ def plan(events: Iterable[EngineEvent], env: str, target: str = "") -> Plan:
         if event.resource_pre_event is None:
             continue
         m = event.resource_pre_event.metadata
-        op = OPS.get(str(m.op.value))
+        op = OPS.get(m.op)
         if op is None:  # reads, refreshes: nothing in the program changes
             continue
         state = m.new or m.old
