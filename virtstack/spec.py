@@ -309,11 +309,6 @@ class VmSpec(_Placed):
     NAME}``, a volume already in a storage pool on the libvirt host. Either way the VM's
     root disk is a copy-on-write layer on it."""
 
-    @property
-    def pool_image(self) -> PoolVolume | None:
-        """The volume of a storage pool the VM's image is, if it is one."""
-        return self.image if isinstance(self.image, PoolVolume) else None
-
     boot: Literal["auto", "disk", "kernel"] = "auto"
     """How a VM with its own image boots. ``disk``: BIOS from the disk's own bootloader
     (a cloud image with a partition table); ``kernel``: direct kernel boot of a bare root
@@ -328,6 +323,11 @@ class VmSpec(_Placed):
         if boot != "auto" and "image" in info.data and info.data["image"] is None:
             raise ValueError("only a VM with an image of its own chooses how it boots")
         return boot
+
+    @property
+    def pool_image(self) -> PoolVolume | None:
+        """The volume of a storage pool the VM's image is, if it is one."""
+        return self.image if isinstance(self.image, PoolVolume) else None
 
 
 class ContainerHostSpec(_Placed):
@@ -379,10 +379,9 @@ class EnvironmentSpec(_Model):
     def secret_refs(self) -> list[tuple[str, str]]:
         """Every ``{secret: NAME}`` env value: its config key and the secret's name."""
         return [
-            (key("tiers", i, "env", var), value.secret)
+            (key("tiers", i, "env", var), name)
             for i, t in enumerate(self.tiers)
-            for var, value in t.env.items()
-            if isinstance(value, SecretRef)
+            for var, name in t.secret_env.items()
         ]
 
     def front_tiers(self) -> list[TierSpec]:

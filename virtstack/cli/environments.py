@@ -201,7 +201,6 @@ def _apply(
     """
     # Imported while a started run's Pulumi starts.
     from virtstack import workflows
-    from virtstack.plan.terminal import renderable
     from virtstack.runner import EventLog
 
     if checks is not None:
@@ -210,6 +209,8 @@ def _apply(
     for line in session.environment.warnings:
         typer.echo(f"warning: {line}", err=True)
     if confirm:
+        from virtstack.plan.terminal import renderable
+
         plan = workflows.preview(session, EventLog())
         new_console().print(renderable(plan))
         if plan.has_changes and not typer.confirm(f"Apply these changes to {session.env}?"):
