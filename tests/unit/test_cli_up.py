@@ -139,7 +139,7 @@ def test_a_run_on_a_stack_not_made_yet_waits_for_the_checked_spec(project: Path)
 
 
 def test_up_starts_pulumi_before_the_spec_models_load(project: Path) -> None:
-    """pydantic (the spec's models, typer before 0.29) loads while Pulumi starts."""
+    """pydantic (the spec's models; typer loads it too from 0.29 on) loads while Pulumi starts."""
     set_key(project, "dev", PASSWORD_CONFIG_KEY, {"secure": "v1:fake-ciphertext"})
     code = textwrap.dedent("""
         import sys
