@@ -280,9 +280,12 @@ class _PendingUp:
 def _arguments(
     operation: str, ref: StackRef, flags: list[str], config_file: str | None
 ) -> list[str]:
-    """The arguments the Automation API would give ``pulumi operation``."""
+    """The arguments the Automation API would give ``pulumi operation``, and two it does
+    not: virtstack shows its runs from their engine events, never from Pulumi's own display,
+    so that display leaves out its outputs table and progress dots (work for nobody)."""
     return [
         operation, *flags, "--color", "never", "--exec-kind", "auto.local",
+        "--suppress-outputs", "--suppress-progress",
         "--stack", ref.env, *(["--config-file", config_file] if config_file else []),
     ]  # fmt: skip
 

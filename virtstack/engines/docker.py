@@ -7,7 +7,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +111,11 @@ class DockerAdapter:
         if not is_local(uri):
             ports = []  # a remote host's ports cannot be probed from here
         # Each check is an engine round trip of its own: asked at once, reported in order.
-        with ThreadPoolExecutor(max_workers=max(1, len(images) + len(ports))) as pool:
-            present = [pool.submit(self.image_exists, uri, image) for _, image in images]
+        with ThreadPoolExecutor(max_workers=1 + len(ports)) as pool:
+            missing = pool.submit(self.missing_images, uri, [image for _, image in images])
             holders = [pool.submit(self.port_owner, uri, a, port) for _, a, port in ports]
-            for (where, image), found in zip(images, present, strict=True):
-                if not found.result():
+            for where, image in images:
+                if image in missing.result():
                     yield (
                         f"{where}: image {image!r} is not on the engine {uri} "
                         "(build it: images/build.sh)"
@@ -127,15 +127,22 @@ class DockerAdapter:
                 who = f"container {by}" if by else "another process"
                 yield f"{where}: {address}:{port} is already in use by {who}"
 
-    def image_exists(self, uri: str, image: str) -> bool:
-        """Whether the engine has ``image``."""
+    def image_exists(self, uri: str, *images: str) -> bool:
+        """Whether the engine has ``images``, every one."""
         try:
             hostcmd.run(
-                hostcmd.docker_argv(uri, "image", "inspect", "--format", "{{.Id}}", image), uri=uri
+                hostcmd.docker_argv(uri, "image", "inspect", "--format", "{{.Id}}", *images),
+                uri=uri,
             )
         except EngineCommandError:
             return False
         return True
+
+    def missing_images(self, uri: str, images: Sequence[str]) -> set[str]:
+        """The ones of ``images`` the engine lacks: one round trip when it has them all."""
+        if not images or self.image_exists(uri, *images):
+            return set()
+        return {image for image in images if not self.image_exists(uri, image)}
 
     def port_owner(self, uri: str, address: str, port: int) -> str | None:
         """Who holds ``address:port``: a container's name, "" for another process, None: free."""

@@ -7,21 +7,16 @@ stats, data volumes); everything virtstack deploys goes through Pulumi.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
-
-from tenacity import (
-    retry,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_fixed,
-)
 
 from virtstack.engines.base import Reachability
 from virtstack.errors import EngineCommandError, EngineUnreachableError
@@ -38,14 +33,28 @@ SLOW_TIMEOUT = 90.0
 LONG_TIMEOUT = 3600.0
 """For commands that copy data: bounded, but by the size of the data."""
 
-retry_transient = retry(
-    # A load balancer restarts with its container or VM; a read during that second is
-    # not a verdict.
-    retry=retry_if_exception_type((EngineCommandError, OSError)),
-    stop=stop_after_attempt(3),
-    wait=wait_fixed(1),
-    reraise=True,
-)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def retry_transient(call: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``call``, tried up to three times a second apart on an engine's command error."""
+
+    @functools.wraps(call)
+    def tried(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        # tenacity is imported on the first call: engine adapters load as a command starts.
+        from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+        return retry(
+            # A load balancer restarts with its container or VM; a read during that second
+            # is not a verdict.
+            retry=retry_if_exception_type((EngineCommandError, OSError)),
+            stop=stop_after_attempt(3),
+            wait=wait_fixed(1),
+            reraise=True,
+        )(call)(*args, **kwargs)
+
+    return tried
 
 
 class EngineUri(str):

@@ -66,8 +66,9 @@ class SwarmAdapter(DockerAdapter):
             wanted[spec.images.lb] = key("images", "lb")
         if spec.registry.enabled:
             wanted[spec.images.registry] = key("images", "registry")
+        missing = self.missing_images(uri, list(wanted))
         for image, where in wanted.items():
-            if not self.image_exists(uri, image):
+            if image in missing:
                 yield (
                     f"{where}: image {image!r} is not on the Swarm manager {uri} "
                     "(tools/swarm-lab.sh load IMAGE)"
