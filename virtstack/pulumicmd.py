@@ -82,10 +82,7 @@ def run(
     """Run ``pulumi args`` in a session of its own; a Ctrl-C becomes its graceful cancel
     (then RunInterruptedError). A run that fails is returned too: see :meth:`Finished.check`.
     ``on_start`` is called once the process runs."""
-    presses: queue.SimpleQueue[int] = queue.SimpleQueue()
-    with _ctrl_c_queued(presses):
-        if not presses.empty():
-            raise RunInterruptedError(INTERRUPTED_BEFORE)
+    with _ctrl_c_queued() as presses:
         process = _Process(pulumi, args, cwd, additional_env, presses, on_output, on_error)
         if on_start is not None:
             on_start()
@@ -160,10 +157,7 @@ def held(
         gate = Gate(Path(tmp))
         try:
             events = Path(tmp) / "events.jsonl"
-            presses: queue.SimpleQueue[int] = queue.SimpleQueue()
-            with _ctrl_c_queued(presses):
-                if not presses.empty():
-                    raise RunInterruptedError(INTERRUPTED_BEFORE)
+            with _ctrl_c_queued() as presses:
                 process = _Process(
                     pulumi,
                     [*args, "--event-log", str(events)],
@@ -307,19 +301,23 @@ def _lines(stream: IO[str] | None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _ctrl_c_queued(presses: queue.SimpleQueue[int]) -> Iterator[None]:
-    """While ``pulumi`` is started and waited for, a Ctrl-C is queued, never raised.
+def _ctrl_c_queued() -> Iterator[queue.SimpleQueue[int]]:
+    """While ``pulumi`` is started and waited for, a Ctrl-C is queued (in the queue this
+    yields), never raised; one pressed before it has started is RunInterruptedError.
 
     A KeyboardInterrupt raised between starting ``pulumi`` and waiting for it would leave
     it running unsupervised; queued, every press is handled where it is safe.
     ``SimpleQueue.put`` is reentrant, so a signal handler may call it.
     """
+    presses: queue.SimpleQueue[int] = queue.SimpleQueue()
     if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread receives signals
+        yield presses  # only the main thread receives signals
         return
     previous = signal.signal(signal.SIGINT, lambda signum, _frame: presses.put(signum))
     try:
-        yield
+        if not presses.empty():
+            raise RunInterruptedError(INTERRUPTED_BEFORE)
+        yield presses
     finally:
         signal.signal(signal.SIGINT, previous)
 

@@ -238,7 +238,7 @@ class PulumiRunner:
         self.init(ref)
         with _config_file(ref) as config_file:
             args = _arguments("up", ref, _applying(target.adapter), config_file)
-            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
+            env = _run_environment(ref)  # first: ToolchainMissingError
             with pulumicmd.held(_pulumi(ref), args, str(ref.project), env) as run:
                 yield _PendingUp(ref, run)
 
@@ -248,7 +248,7 @@ class PulumiRunner:
         self.init(ref)
         with _failures(operation, ref, log), _config_file(ref) as config_file:
             args = _arguments(operation, ref, flags, config_file)
-            env = {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}  # checked first
+            env = _run_environment(ref)  # first: ToolchainMissingError
             pulumicmd.run_with_events(_pulumi(ref), args, str(ref.project), env, log).check()
 
     def outputs(self, ref: StackRef, *, reveal: bool = False) -> dict[str, StackOutput]:
@@ -275,6 +275,11 @@ class _PendingUp:
         log = EventLog(on_event)
         with _failures("up", self.ref, log):
             self.run.go(log).check()
+
+
+def _run_environment(ref: StackRef) -> dict[str, str]:
+    """The variables of a Pulumi operation on ``ref``, as the Automation API sets them."""
+    return {"PULUMI_DEBUG_COMMANDS": "true", **stack_environment(ref)}
 
 
 def _arguments(
