@@ -33,7 +33,7 @@ from tests.engine.cli_support import cli, make_project, ok
 from tests.engine.guest import cloud_init_done
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
 from tests.engine.test_container_target import dev_config, wait_for_replicas
-from tests.engine.test_vm_targets import free_subnet
+from tests.engine.vmenv import free_subnet
 from tests.support import free_port, unavailable
 from virtstack.stackfiles import read_config, stack_file
 

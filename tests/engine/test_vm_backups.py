@@ -25,7 +25,7 @@ import yaml
 from tests.engine.cli_support import cli, make_project
 from tests.engine.guest import run_in
 from tests.engine.harness import LIBVIRT_URI, PREFIX, remove_leftovers, virsh
-from tests.engine.test_vm_targets import free_port, free_subnet, tier
+from tests.engine.vmenv import free_port, free_subnet, tier
 from virtstack import netranges
 from virtstack.engines import guestagent
 from virtstack.stackfiles import stack_file

@@ -6,25 +6,18 @@ Everything is checked from outside the guests: HTTP through the published port, 
 ssh`` into every VM, the QEMU guest agent. hostos and hypervisor deploy through the same
 code (vm_target); the hypervisor differs in its default domain type (kvm, which this
 machine cannot run) and its remote engine, so it is covered where it differs: the refusals
-at the end.
+at the end. VMs that come and go (a tier scaled, machines added) are in test_vm_machines,
+on an environment of their own: each module stays within its quarter hour.
 """
 
 from __future__ import annotations
 
-import base64
 import collections
-import ipaddress
 import json
 import secrets
-import shutil
-import socket
 import ssl
-import subprocess
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,60 +25,23 @@ import httpx
 import pytest
 import yaml
 from cryptography import x509
-from typer.testing import Result
-from virtstack_components.libvirt.addresses import NetworkPlan
 
-from tests.engine.cli_support import cli, make_project, ok, set_key
+from tests.engine.cli_support import cli, make_project
 from tests.engine.guest import run_in
-from tests.engine.harness import LIBVIRT_URI, PREFIX, PROJECT, remove_leftovers, run, virsh
+from tests.engine.harness import LIBVIRT_URI, PREFIX, PROJECT, remove_leftovers, virsh
+from tests.engine.vmenv import Config, VmEnv, deployed, free_port, free_subnet, tier
 from virtstack import pki, tlsfiles
 from virtstack.environment import StackRef
-from virtstack.naming import POOL_ROOT
 from virtstack.runner import PulumiRunner
-from virtstack.spec import parse_spec
 from virtstack.stackfiles import read_config, stack_file
-from virtstack.targets import addressing
 
 pytestmark = pytest.mark.engine
 
-HERE = Path(__file__).resolve().parent
-DEMO = base64.b64encode((HERE / "data" / "demo-vm.sh").read_bytes()).decode()
-# base64: the script passes systemd's ExecStart, which would expand $ and %, untouched.
-DEMO_COMMAND = ["sh", "-c", f"echo {DEMO} | base64 -d > /run/demo.sh && exec sh /run/demo.sh"]
-HEALTH = {"path": "/healthz", "interval": 2, "timeout": 1, "retries": 2}
+REQUESTS = 50
+"""Requests sent through the published port (each crosses three TCG guests: about 0.5 s)."""
 
 
-def free_subnet() -> str:
-    """A /24 no route on this machine uses yet, for the environment's libvirt network."""
-    routes = run("ip", "-4", "route").stdout.split()
-    used = [ipaddress.ip_network(r, strict=False) for r in routes if "/" in r]
-    for third in range(200, 250):
-        net = ipaddress.ip_network(f"192.168.{third}.0/24")
-        if not any(net.overlaps(u) for u in used):
-            return str(net)
-    raise RuntimeError("no free 192.168.200-249.0/24 subnet")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-def tier(name: str, replicas: int, upstream: str | None = None) -> dict[str, object]:
-    spec: dict[str, object] = {
-        "name": name,
-        "image": "virtstack/demo:1",
-        "command": DEMO_COMMAND,
-        "replicas": replicas,
-        "health": HEALTH,
-        "memory": 384,
-    }
-    return spec | ({"upstream": upstream} if upstream else {})
-
-
-def dev_on_vms(port: int) -> dict[str, object]:
+def dev_on_vms(port: int) -> Config:
     """web -> app -> db of the dev shape as a hostos environment on a network of its own.
 
     Without dev's registry. Every VM's address is planned before it boots, so the tiers'
@@ -106,65 +62,9 @@ def dev_on_vms(port: int) -> dict[str, object]:
     }
 
 
-@dataclass
-class VmEnv:
-    project: Path
-    name: str
-    port: int
-
-    def run(self, *args: str) -> str:
-        return ok(self.project, *args).output
-
-    def set(self, path: str, value: object) -> None:
-        set_key(self.project, self.name, path, value)
-
-    def plan(self) -> NetworkPlan:
-        """The addresses planned for the environment's VMs."""
-        return addressing.plans(parse_spec(read_config(self.project, self.name)))[0]["net"]
-
-    def domains(self) -> list[str]:
-        names = virsh("list", "--all", "--name").stdout.split()
-        return sorted(n for n in names if n.startswith(f"{self.name}-"))
-
-    def ssh(self, machine: str, *command: str) -> subprocess.CompletedProcess[str]:
-        """``virtstack ssh`` as a user runs it (it execs ssh: a process of its own)."""
-        argv = [str(PROJECT / ".venv" / "bin" / "virtstack"), "--project", str(self.project)]
-        return subprocess.run(
-            [*argv, "ssh", self.name, machine, "--", *command],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    def get(self, path: str = "/") -> str | None:
-        """One request through the published port; None when it failed."""
-        try:
-            url = f"http://127.0.0.1:{self.port}{path}"
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return str(response.read().decode())
-        except OSError:
-            return None
-
-
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
-    project = make_project(tmp_path_factory.mktemp("hostos"))
-    name = f"{PREFIX}dev-{secrets.token_hex(2)}"
-    env = VmEnv(project=project, name=name, port=free_port())
-    stack_file(project, name).write_text(
-        yaml.safe_dump({"config": dev_on_vms(env.port)}, sort_keys=False)
-    )
-    try:
-        started = time.monotonic()
-        out = env.run("up", name, "--yes")
-        print(f"\nhostos dev shape: up returned after {time.monotonic() - started:.0f} s")
-        assert "machines ready" in out, out
-        yield env
-    finally:
-        cli(project, "destroy", name, "--yes", "--delete-data")
-        leftovers = remove_leftovers(name)
-        assert leftovers == [], f"destroy left {leftovers}"
+    yield from deployed(tmp_path_factory, "dev", dev_on_vms)
 
 
 def test_up_returns_when_cloud_init_is_done_and_ssh_reaches_every_vm(vm_env: VmEnv) -> None:
@@ -184,9 +84,9 @@ def test_the_published_port_reaches_both_web_vms_and_each_answer_went_on_to_db(
     vm_env: VmEnv,
 ) -> None:
     n = vm_env.name
-    answers = [vm_env.get() for _ in range(200)]
+    answers = [vm_env.get() for _ in range(REQUESTS)]
     failed = sum(a is None for a in answers)
-    assert failed == 0, f"{failed} of 200 requests failed"
+    assert failed == 0, f"{failed} of {REQUESTS} requests failed"
     chains = collections.Counter(tuple(ln.split()[1] for ln in a.splitlines()) for a in answers)  # type: ignore[union-attr]
     webs = {chain[0] for chain in chains}
     assert webs == {f"{n}-web-0", f"{n}-web-1"}, chains
@@ -223,11 +123,11 @@ def test_logs_merge_the_web_vms_journals_with_every_request_prefixed(vm_env: VmE
     lines = vm_env.run("logs", vm_env.name, "web").splitlines()
     assert lines
     assert all(line.startswith(tuple(f"{r:<{width}} | " for r in web)) for line in lines), lines
-    # httpd logs each request: the 200 sent through the published port, and nothing else
+    # httpd logs each request: those sent through the published port, and nothing else
     # asked for / (the load balancer checks /healthz).
     requests = {r: sum(ln.endswith(": url:/") for ln in lines if ln.startswith(r)) for r in web}
     assert all(requests.values()), requests
-    assert sum(requests.values()) == 200, requests
+    assert sum(requests.values()) == REQUESTS, requests
     only = vm_env.run("logs", vm_env.name, web[1], "--timestamps", "--since", "30m").splitlines()
     assert only
     assert all(line.startswith(f"{web[1]} | 20") for line in only), only[:5]
@@ -294,45 +194,6 @@ def test_after_up_preview_shows_no_changes(vm_env: VmEnv) -> None:
     assert {k: v for k, v in plan["counts"].items() if k != "same" and v} == {}, changes
 
 
-def test_scaling_web_2_3_2_leaves_the_lb_vm_alone_and_no_request_fails(vm_env: VmEnv) -> None:
-    """The web LB lists every slot: the third replica joins and leaves through its health
-    check, while a client keeps sending requests through the published port."""
-    n, lb, third = vm_env.name, f"{vm_env.name}-web-lb", f"{vm_env.name}-web-2"
-    uuid = virsh("domuuid", lb).stdout.strip()
-    served: collections.Counter[str] = collections.Counter()
-    stop = threading.Event()
-
-    def client() -> None:
-        while not stop.is_set():
-            answer = vm_env.get()
-            whole = answer is not None and len(answer.split()) == 6  # web, app and db lines
-            served[answer.split()[1] if answer and whole else "failed"] += 1
-
-    thread = threading.Thread(target=client, daemon=True)
-    thread.start()
-    try:
-        vm_env.run("scale", n, "web", "3")
-        deadline = time.monotonic() + 60
-        while not served[third] and time.monotonic() < deadline:
-            time.sleep(1)
-        by_third = served[third]
-        vm_env.run("scale", n, "web", "2")
-        time.sleep(5)  # requests after the third replica is gone
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-    total = sum(served.values())
-    print(f"\nscaling web 2 -> 3 -> 2: {served['failed']} of {total} requests failed ({served})")
-    assert virsh("domuuid", lb).stdout.strip() == uuid
-    assert by_third > 0, served
-    assert served["failed"] == 0, served
-    assert third not in vm_env.domains()
-    found = json.loads(vm_env.run("status", n, "--json"))
-    [web] = [t for t in found["health"] if t["tier"] == "web"]
-    assert sorted(s["name"] for s in web["servers"]) == [f"{n}-web-0", f"{n}-web-1"]
-    assert third not in {r["replica"] for r in found["replicas"]}
-
-
 def test_a_killed_web_service_is_restarted_by_systemd(vm_env: VmEnv) -> None:
     web = f"{vm_env.name}-web-0"
     unit = f"virtstack-{vm_env.name}-web.service"
@@ -378,78 +239,6 @@ def test_the_db_data_disk_keeps_its_marker_when_the_db_vm_is_replaced(vm_env: Vm
         time.sleep(1)
     assert answer is not None
     assert answer.split()[-1] == db, answer
-
-
-@pytest.fixture(scope="module")
-def image_volume(vm_env: VmEnv) -> Iterator[dict[str, str]]:
-    """A second guest image as a user keeps a cloud image: the bootable variant
-    (partitioned, SYSLINUX) that images/guest/bootable.sh makes from build.sh's image,
-    uploaded into a pool of its own beside the environment's."""
-    built = run("bash", str(PROJECT / "images" / "guest" / "bootable.sh"), timeout=1800)
-    disk = Path(built.stdout.splitlines()[-1]) / "disk.qcow2"
-    size = json.loads(run("qemu-img", "info", "--output=json", str(disk)).stdout)["virtual-size"]
-    pool, volume = f"{vm_env.name}-images", "bootable.qcow2"
-    path = f"{POOL_ROOT}/{pool}"
-    try:
-        virsh("pool-create-as", pool, "dir", "--target", path, "--build")
-        virsh("vol-create-as", pool, volume, str(size), "--format", "qcow2")
-        upload = ("vol-upload", "--pool", pool, volume, str(disk))
-        run("virsh", "-c", LIBVIRT_URI, *upload, timeout=600)
-        yield {"pool": pool, "volume": volume}
-    finally:
-        virsh("vol-delete", "--pool", pool, volume, check=False)
-        virsh("pool-destroy", pool, check=False)
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def extra_vms(vm_env: VmEnv, image_volume: dict[str, str]) -> Result:
-    """Two plain VMs added in one up: one from the pool volume (booting from its own
-    bootloader), one whose cloud-config fails (so the up fails, once both have booted)."""
-    broken = {"runcmd": [["sh", "-c", "echo virtstack-broken-step >&2; exit 3"]]}
-    vm_env.set(
-        "vms",
-        [
-            {"name": "bootable", "memory": 384, "image": image_volume},
-            {"name": "broken", "memory": 384, "cloud_init": broken},
-        ],
-    )
-    return cli(vm_env.project, "up", vm_env.name, "--yes")
-
-
-def test_a_vm_whose_cloud_init_fails_makes_up_fail_naming_it(
-    vm_env: VmEnv, extra_vms: Result
-) -> None:
-    assert extra_vms.exit_code == 1, extra_vms.output
-    assert f"{vm_env.name}-broken: cloud-init error" in extra_vms.stderr, extra_vms.stderr
-    assert f"{vm_env.name}-bootable" not in extra_vms.stderr, extra_vms.stderr
-
-
-def test_a_vm_from_a_pool_volume_boots_its_own_bootloader_and_is_reachable_by_ssh(
-    vm_env: VmEnv, image_volume: dict[str, str], extra_vms: Result
-) -> None:
-    vm = f"{vm_env.name}-bootable"
-    xml = virsh("dumpxml", vm).stdout
-    assert "<kernel>" not in xml, xml
-    assert "<boot dev='hd'/>" in xml, xml
-    # The root disk is the environment's copy-on-write layer on the pool volume.
-    source = virsh("vol-path", "--pool", image_volume["pool"], image_volume["volume"]).stdout
-    [root] = [d for d in virsh("domblklist", vm).stdout.split() if "-root-" in d]
-    layer = virsh("vol-dumpxml", "--pool", f"{vm_env.name}-pool", root).stdout
-    assert f"<path>{source.strip()}</path>" in layer, layer
-    # SYSLINUX passes BOOT_IMAGE; a direct kernel boot has none.
-    cmdline = vm_env.ssh(vm, "cat", "/proc/cmdline")
-    assert cmdline.returncode == 0, cmdline.stderr
-    assert "BOOT_IMAGE=/vmlinuz root=LABEL=virtstack-root" in cmdline.stdout, cmdline.stdout
-    assert vm_env.ssh(vm, "findmnt", "-no", "SOURCE", "/").stdout.strip() == "/dev/vda2"
-    assert vm_env.ssh(vm, "cloud-init", "status").stdout.strip() == "status: done"
-    # The other VMs still boot the built guest directly.
-    assert "<kernel>" in virsh("dumpxml", f"{vm_env.name}-web-0").stdout
-    # Booting from disk is what the provider reads back: nothing to change.
-    vm_env.run("refresh", vm_env.name)
-    plan = json.loads(vm_env.run("preview", vm_env.name, "--json"))
-    changes = [c for g in plan["groups"] for c in g["changes"] if "bootable" in json.dumps([g, c])]
-    assert changes == [], changes
 
 
 # -- bad input against the live libvirtd: one clear error, nothing created --------------
