@@ -112,7 +112,10 @@ find_go() {
 patch_upstream() { # $1 go, $2 build directory (gets go.mod, go.sum, upstream-docker/)
     local go=$1 tmp=$2 patch=$SRC/patches/terraform-provider-docker.patch upstream module
     module=github.com/terraform-providers/terraform-provider-docker
-    upstream=$(cd "$SRC" && "$go" list -m -f '{{.Dir}}' "$module")
+    # `go list -m` only reports a module already in the module cache: fetch it first,
+    # which a fresh machine needs (the build below would fetch it too late).
+    upstream=$(cd "$SRC" && "$go" mod download "$module" && "$go" list -m -f '{{.Dir}}' "$module")
+    [[ -n $upstream ]] || die "no directory for $module in the module cache"
     cp -R "$upstream" "$tmp/upstream-docker"
     chmod -R u+w "$tmp/upstream-docker"
     patch --batch --forward --fuzz=0 --quiet -p1 -d "$tmp/upstream-docker" <"$patch" >&2 ||
