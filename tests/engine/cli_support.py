@@ -7,6 +7,7 @@ touches the repository's stacks or state.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
@@ -59,3 +60,29 @@ def set_key(project: Path, env: str, path: str, value: object) -> None:
     document = stackfiles.load_file(file)
     stackfiles.set_value(document, stackfiles.parse_path(path), value)
     file.write_text(stackfiles.dump(document))
+
+
+@dataclass
+class Deployed:
+    """An environment a test module deployed, driven through the CLI as a user would."""
+
+    project: Path
+    name: str
+    outputs: list[str] = field(default_factory=list, kw_only=True)
+    """Everything the CLI printed, to search for leaked secrets."""
+
+    def cli(self, *args: str) -> Result:
+        """``virtstack ARGS`` in the environment's project, whatever its exit code."""
+        result = cli(self.project, *args)
+        self.outputs.append(result.output)
+        return result
+
+    def run(self, *args: str) -> str:
+        """Like :meth:`cli`, and the command must succeed: its output."""
+        result = self.cli(*args)
+        assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
+        return result.output
+
+    def set(self, path: str, value: object) -> None:
+        """Change one key of the environment's stack file."""
+        set_key(self.project, self.name, path, value)

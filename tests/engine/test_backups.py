@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ import pytest
 import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project
+from tests.engine.cli_support import Deployed, cli, make_project
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port
 from virtstack.environment import StackRef
@@ -42,21 +42,8 @@ BLOB_MIB = 128
 
 
 @dataclass
-class Env:
-    project: Path
-    name: str
+class Env(Deployed):
     url: str
-    outputs: list[str] = field(default_factory=list)
-
-    def cli(self, *args: str) -> tuple[int, str]:
-        result = cli(self.project, *args)
-        self.outputs.append(result.output)
-        return result.exit_code, result.output
-
-    def ok(self, *args: str) -> str:
-        code, output = self.cli(*args)
-        assert code == 0, f"virtstack {' '.join(args)}:\n{output}"
-        return output
 
     @property
     def db_volume(self) -> str:
@@ -67,7 +54,7 @@ class Env:
         return f"{self.name}_registry-data"
 
     def backups(self) -> list[dict[str, object]]:
-        rows: list[dict[str, object]] = json.loads(self.ok("backups", self.name, "--json"))
+        rows: list[dict[str, object]] = json.loads(self.run("backups", self.name, "--json"))
         return rows
 
 
@@ -89,7 +76,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     )
     found = Env(project=project, name=name, url=f"http://127.0.0.1:{web}/")
     try:
-        found.ok("up", name, "--yes")
+        found.run("up", name, "--yes")
         yield found
     finally:
         for stack in ("Pulumi.*.yaml",):
@@ -160,15 +147,15 @@ def test_disaster_drill_brings_back_every_key_and_the_same_files(env: Env) -> No
         list(pool.map(lambda k: put(env.url, k, f"value of {k}"), keys))
     before = {v: checksum(v) for v in (env.db_volume, env.registry_volume)}
     with watching_command_lines(COMMAND_LINES):
-        env.ok("backup", env.name, "--tag", "first")
+        env.run("backup", env.name, "--tag", "first")
     [first] = env.backups()
     assert first["tag"] == "first"
     assert f"{env.db_volume}.tar" in first["files"]
     assert "declaration.yaml" in first["files"]
-    env.ok("destroy", env.name, "--yes", "--delete-data")
+    env.run("destroy", env.name, "--yes", "--delete-data")
     assert docker_inspect(env.db_volume) is None
     with watching_command_lines(COMMAND_LINES):
-        env.ok("restore", env.name, "--yes")
+        env.run("restore", env.name, "--yes")
     with ThreadPoolExecutor(8) as pool:
         values = list(pool.map(lambda k: get(env.url, k), keys))
     assert values == [f"value of {k}" for k in keys]
@@ -177,11 +164,11 @@ def test_disaster_drill_brings_back_every_key_and_the_same_files(env: Env) -> No
 
 def test_a_backup_after_a_one_percent_change_adds_little(env: Env) -> None:
     in_db(env, f"dd if=/dev/urandom of=/data/blob bs=1M count={BLOB_MIB} 2>/dev/null")
-    env.ok("backup", env.name)
+    env.run("backup", env.name)
     first = env.backups()[-1]
     in_db(env, f"dd if=/dev/urandom of=/data/blob bs=1K count={BLOB_MIB * 1024 // 100} "
                f"seek={BLOB_MIB * 1024 // 2} conv=notrunc 2>/dev/null")  # fmt: skip
-    env.ok("backup", env.name)
+    env.run("backup", env.name)
     second = env.backups()[-1]
     assert int(first["added"]) > BLOB_MIB * 2**20 * 0.9
     assert int(second["added"]) < 0.1 * int(first["added"]), (first, second)
@@ -216,15 +203,15 @@ def test_a_killed_backup_leaves_nothing_paused_and_the_next_one_succeeds(env: En
         time.sleep(0.2)
     assert get(env.url, "k0001") == "value of k0001"
     assert len(env.backups()) == count  # the cut-short backup is not listed
-    env.ok("backup", env.name, "--keep-last", "3")
+    env.run("backup", env.name, "--keep-last", "3")
     assert len(env.backups()) == 3
-    env.ok("backup", env.name, "--verify", "--sample", "100%")
+    env.run("backup", env.name, "--verify", "--sample", "100%")
 
 
 def test_a_clone_serves_beside_the_original_and_keeps_its_writes(env: Env) -> None:
     clone = f"{env.name}c"
     web = free_port()
-    env.ok("restore", env.name, "--into", clone, "--publish", f"web={web}",
+    env.run("restore", env.name, "--into", clone, "--publish", f"web={web}",
            "--publish", f"registry={free_port()}", "--yes")  # fmt: skip
     clone_url = f"http://127.0.0.1:{web}/"
     try:
@@ -235,7 +222,7 @@ def test_a_clone_serves_beside_the_original_and_keeps_its_writes(env: Env) -> No
         assert original.status_code != 200  # the tiers in front turn the db's 404 into 502
         assert "only here" not in original.text
     finally:
-        env.ok("destroy", clone, "--yes", "--delete-data")
+        env.run("destroy", clone, "--yes", "--delete-data")
         stack_file(env.project, clone).unlink()
 
 
@@ -253,17 +240,17 @@ def test_a_damaged_repository_is_refused_before_anything_is_touched(env: Env) ->
     pack.write_bytes(bytes(data))
     started = docker_inspect(f"{env.name}-db-0")["State"]["StartedAt"]  # type: ignore[index]
     before = checksum(env.db_volume)
-    code, output = env.cli("restore", env.name, "--force", "--yes")
-    assert code != 0
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    failed = env.cli("restore", env.name, "--force", "--yes")
+    assert failed.exit_code != 0
+    errors = [line for line in failed.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert str(latest["id"]) in errors[0]
     assert "damaged" in errors[0]
     assert checksum(env.db_volume) == before
     assert docker_inspect(f"{env.name}-db-0")["State"]["StartedAt"] == started  # type: ignore[index]
-    code, output = env.cli("backup", env.name, "--verify", "--sample", "100%")
-    assert code != 0
-    assert "damaged" in output
+    failed = env.cli("backup", env.name, "--verify", "--sample", "100%")
+    assert failed.exit_code != 0
+    assert "damaged" in failed.output
 
 
 def test_no_password_is_ever_in_files_command_lines_or_output(env: Env) -> None:

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -28,7 +28,7 @@ import yaml
 from cryptography import x509
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project, ok, set_key
+from tests.engine.cli_support import Deployed, cli, make_project
 from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftovers, run
 from tests.support import free_port, hit
 from virtstack import pki, tlsfiles
@@ -43,22 +43,9 @@ INTERVAL = 2  # the dev tiers' health check interval, seconds
 
 
 @dataclass
-class Env:
-    project: Path
-    name: str
+class Env(Deployed):
     url: str
     registry: str
-    outputs: list[str] = field(default_factory=list)
-    """Everything the CLI printed, to search for leaked secrets."""
-
-    def run(self, *args: str) -> str:
-        result = ok(self.project, *args)
-        self.outputs.append(result.output)
-        return result.output
-
-    def set(self, path: str, value: object) -> None:
-        """Change one key of the environment's stack file, as a user would."""
-        set_key(self.project, self.name, path, value)
 
 
 def dev_config(web_port: int, registry_port: int) -> dict[str, object]:

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project, ok
+from tests.engine.cli_support import Deployed, cli, make_project, ok
 from tests.engine.guest import cloud_init_done
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
 from tests.engine.test_container_target import dev_config, wait_for_replicas
@@ -113,13 +113,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 
 @dataclass
-class RemoteEnv:
-    project: Path
-    name: str
+class RemoteEnv(Deployed):
     url: str
-
-    def run(self, *args: str) -> str:
-        return ok(self.project, *args).output
 
 
 @pytest.fixture(scope="module")

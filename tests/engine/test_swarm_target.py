@@ -26,7 +26,7 @@ import yaml
 from cryptography import x509
 from tenacity import retry, stop_after_delay, wait_fixed
 
-from tests.engine.cli_support import cli, make_project, ok, set_key
+from tests.engine.cli_support import Deployed, cli, make_project, ok
 from tests.engine.harness import PREFIX, PROJECT, run
 from tests.engine.test_container_target import Load, trusting
 from tests.support import hit, wait_until_serving
@@ -96,16 +96,8 @@ def config(target: str, engine: str | None) -> dict[str, object]:
 
 
 @dataclass
-class Env:
-    project: Path
-    name: str
+class Env(Deployed):
     url: str
-
-    def run(self, *args: str) -> str:
-        return ok(self.project, *args).output
-
-    def set(self, path: str, value: object) -> None:
-        set_key(self.project, self.name, path, value)
 
 
 def deploy(project: Path, name: str, target: str, engine: str | None) -> None:

@@ -17,12 +17,11 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.engine.cli_support import cli, make_project
+from tests.engine.cli_support import Deployed, cli, make_project
 from tests.engine.guest import run_in
 from tests.engine.harness import LIBVIRT_URI, PREFIX, remove_leftovers, virsh
 from tests.engine.vmenv import free_port, free_subnet, tier
@@ -36,9 +35,7 @@ BLOB_MIB = 64
 
 
 @dataclass
-class VmEnv:
-    project: Path
-    name: str
+class VmEnv(Deployed):
     port: int
     state: dict[str, str] = field(default_factory=dict)
     """What a test leaves for the next: the data's checksum, the backup's id."""
@@ -50,11 +47,6 @@ class VmEnv:
     @property
     def clone(self) -> str:
         return f"{self.name}c"
-
-    def ok(self, *args: str) -> str:
-        result = cli(self.project, *args)
-        assert result.exit_code == 0, f"virtstack {' '.join(args)}:\n{result.output}"
-        return result.output
 
     def checksum(self, domain: str | None = None) -> str:
         done = run_in(domain or self.db, "sha256sum /data/blob")
@@ -87,7 +79,7 @@ def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
     stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     try:
         started = time.monotonic()
-        env.ok("up", env.name, "--yes")
+        env.run("up", env.name, "--yes")
         print(f"\nup: {time.monotonic() - started:.0f} s")
         yield env
     finally:
@@ -124,7 +116,7 @@ def test_a_live_backup_keeps_the_vm_running_and_leaves_it_thawed(vm_env: VmEnv) 
     watch.start()
     started = time.monotonic()
     try:
-        out = vm_env.ok("backup", vm_env.name, "--include-root", "--tag", "drill")
+        out = vm_env.run("backup", vm_env.name, "--include-root", "--tag", "drill")
     finally:
         watch.done.set()
         watch.join()
@@ -135,7 +127,7 @@ def test_a_live_backup_keeps_the_vm_running_and_leaves_it_thawed(vm_env: VmEnv) 
     assert uptime(db) >= before + took * 0.5  # no reboot (the guest clock runs slow under TCG)
     assert guestagent.agent(LIBVIRT_URI, db, "guest-fsfreeze-status") == "thawed"
     assert run_in(db, "echo after > /data/after && sync").exitcode == 0  # writable again
-    [found] = json.loads(vm_env.ok("backups", vm_env.name, "--json"))
+    [found] = json.loads(vm_env.run("backups", vm_env.name, "--json"))
     assert found["tag"] == "drill"
     data = f"{vm_env.name}_db-data_0.qcow2"
     assert data in found["files"]
@@ -173,7 +165,7 @@ def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env:
     assert vm_env.state, "needs the backup of the first test"
     clone, port = vm_env.clone, free_port()
     started = time.monotonic()
-    out = vm_env.ok("restore", vm_env.name, "--into", clone, "--publish", f"db={port}", "--yes")
+    out = vm_env.run("restore", vm_env.name, "--into", clone, "--publish", f"db={port}", "--yes")
     print(f"\nrestore into a clone and its up: {time.monotonic() - started:.0f} s")
     assert f"restoring {clone}_db-data_0" in out
     clone_db = f"{clone}-db-0"
@@ -189,7 +181,7 @@ def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env:
     assert run_in(clone_db, "echo clone > /data/clone-only && sync").exitcode == 0
     assert run_in(vm_env.db, "test ! -e /data/clone-only").exitcode == 0
     before = inventory(vm_env.name)
-    vm_env.ok("destroy", clone, "--yes", "--delete-data")
+    vm_env.run("destroy", clone, "--yes", "--delete-data")
     assert remove_leftovers(clone) == []
     assert inventory(vm_env.name) == before
     assert vm_env.checksum() == vm_env.state["checksum"]
@@ -199,10 +191,10 @@ def test_a_clone_serves_beside_the_running_source_on_networks_of_its_own(vm_env:
 
 def test_after_destroy_with_its_data_restore_brings_the_same_bytes_back(vm_env: VmEnv) -> None:
     assert vm_env.state, "needs the backup of the test before"
-    vm_env.ok("destroy", vm_env.name, "--yes", "--delete-data")
+    vm_env.run("destroy", vm_env.name, "--yes", "--delete-data")
     assert f"{vm_env.name}-data" not in virsh("pool-list", "--all", "--name").stdout.split()
     started = time.monotonic()
-    out = vm_env.ok("restore", vm_env.name, "--yes")
+    out = vm_env.run("restore", vm_env.name, "--yes")
     print(f"\nrestore and up: {time.monotonic() - started:.0f} s")
     assert f"restoring {vm_env.name}_db-data_0" in out
     assert "not restored" in out  # the root disks: VMs are made anew

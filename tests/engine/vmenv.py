@@ -17,7 +17,7 @@ import pytest
 import yaml
 from virtstack_components.libvirt.addresses import NetworkPlan
 
-from tests.engine.cli_support import cli, make_project, ok, set_key
+from tests.engine.cli_support import Deployed, cli, make_project
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
 from tests.support import free_port
 from virtstack.spec import parse_spec
@@ -58,18 +58,10 @@ def tier(name: str, replicas: int, upstream: str | None = None) -> dict[str, obj
 
 
 @dataclass
-class VmEnv:
+class VmEnv(Deployed):
     """A deployed hostos environment, its web tier published on ``port``."""
 
-    project: Path
-    name: str
     port: int
-
-    def run(self, *args: str) -> str:
-        return ok(self.project, *args).output
-
-    def set(self, path: str, value: object) -> None:
-        set_key(self.project, self.name, path, value)
 
     def plan(self) -> NetworkPlan:
         """The addresses planned for the environment's VMs."""
