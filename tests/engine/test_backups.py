@@ -32,7 +32,7 @@ from tests.engine.harness import PREFIX, PROJECT, docker_inspect, remove_leftove
 from tests.support import free_port
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
-from virtstack.stackfiles import read_config, stack_file
+from virtstack.stackfiles import environments, read_config, stack_file
 
 pytestmark = pytest.mark.engine
 
@@ -79,10 +79,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         found.run("up", name, "--yes")
         yield found
     finally:
-        for stack in ("Pulumi.*.yaml",):
-            for path in (project / "stacks").glob(stack):
-                other = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-                cli(project, "destroy", other, "--yes", "--delete-data")
+        for made in environments(project):  # the clone's too
+            cli(project, "destroy", made, "--yes", "--delete-data")
         leftovers = remove_leftovers(name)
         assert leftovers == [], f"destroy left {leftovers}"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import secrets
 import threading
 import time
 import urllib.request
@@ -19,15 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-import yaml
 
-from tests.engine.cli_support import Deployed, cli, make_project
+from tests.engine import vmenv
 from tests.engine.guest import run_in
-from tests.engine.harness import LIBVIRT_URI, PREFIX, remove_leftovers, virsh
-from tests.engine.vmenv import free_port, free_subnet, tier
+from tests.engine.harness import LIBVIRT_URI, remove_leftovers, virsh
+from tests.engine.vmenv import free_subnet, tier
+from tests.support import free_port
 from virtstack import netranges
 from virtstack.engines import guestagent
-from virtstack.stackfiles import stack_file
 
 pytestmark = pytest.mark.engine
 
@@ -35,8 +33,7 @@ BLOB_MIB = 64
 
 
 @dataclass
-class VmEnv(Deployed):
-    port: int
+class VmEnv(vmenv.VmEnv):
     state: dict[str, str] = field(default_factory=dict)
     """What a test leaves for the next: the data's checksum, the backup's id."""
 
@@ -73,20 +70,7 @@ def vm_config(size_gib: int = 1, **db: object) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
-    project = make_project(tmp_path_factory.mktemp("vmbackup"))
-    env = VmEnv(project=project, name=f"{PREFIX}vmbk-{secrets.token_hex(2)}", port=free_port())
-    config = vm_config(publish=env.port)
-    stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
-    try:
-        started = time.monotonic()
-        env.run("up", env.name, "--yes")
-        print(f"\nup: {time.monotonic() - started:.0f} s")
-        yield env
-    finally:
-        cli(project, "destroy", env.clone, "--yes", "--delete-data")
-        cli(project, "destroy", env.name, "--yes", "--delete-data")
-        leftovers = remove_leftovers(env.name)  # the clone's too: its name starts alike
-        assert leftovers == [], f"destroy left {leftovers}"
+    yield from vmenv.deployed(tmp_path_factory, "vmbk", lambda port: vm_config(publish=port), VmEnv)
 
 
 def uptime(domain: str) -> float:

@@ -41,7 +41,7 @@ def web_on_vms(port: int) -> Config:
 
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
-    yield from deployed(tmp_path_factory, "web", web_on_vms)
+    yield from deployed(tmp_path_factory, "web", web_on_vms, VmEnv)
 
 
 def test_scaling_web_2_3_2_leaves_the_lb_vm_alone_and_no_request_fails(vm_env: VmEnv) -> None:

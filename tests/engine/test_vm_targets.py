@@ -29,7 +29,8 @@ from cryptography import x509
 from tests.engine.cli_support import cli, make_project
 from tests.engine.guest import run_in
 from tests.engine.harness import LIBVIRT_URI, PREFIX, PROJECT, remove_leftovers, virsh
-from tests.engine.vmenv import Config, VmEnv, deployed, free_port, free_subnet, tier
+from tests.engine.vmenv import Config, VmEnv, deployed, free_subnet, tier
+from tests.support import free_port
 from virtstack import pki, tlsfiles
 from virtstack.environment import StackRef
 from virtstack.runner import PulumiRunner
@@ -64,7 +65,7 @@ def dev_on_vms(port: int) -> Config:
 
 @pytest.fixture(scope="module")
 def vm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VmEnv]:
-    yield from deployed(tmp_path_factory, "dev", dev_on_vms)
+    yield from deployed(tmp_path_factory, "dev", dev_on_vms, VmEnv)
 
 
 def test_up_returns_when_cloud_init_is_done_and_ssh_reaches_every_vm(vm_env: VmEnv) -> None:

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -21,7 +22,7 @@ from tests.engine.cli_support import Deployed, cli, make_project
 from tests.engine.harness import PREFIX, PROJECT, remove_leftovers, run, virsh
 from tests.support import free_port
 from virtstack.spec import parse_spec
-from virtstack.stackfiles import read_config, stack_file
+from virtstack.stackfiles import environments, read_config, stack_file
 from virtstack.targets import addressing
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +60,7 @@ def tier(name: str, replicas: int, upstream: str | None = None) -> dict[str, obj
 
 @dataclass
 class VmEnv(Deployed):
-    """A deployed hostos environment, its web tier published on ``port``."""
+    """A deployed hostos environment, one of its tiers published on ``port``."""
 
     port: int
 
@@ -92,13 +93,20 @@ class VmEnv(Deployed):
             return None
 
 
+_Env = TypeVar("_Env", bound=VmEnv)
+
+
 def deployed(
-    tmp_path_factory: pytest.TempPathFactory, label: str, shape: Callable[[int], Config]
-) -> Iterator[VmEnv]:
-    """A module's environment: ``shape(port)`` (its web tier published on that free port)
-    deployed by ``up``; then destroyed with its data, leaving nothing behind."""
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    shape: Callable[[int], Config],
+    kind: type[_Env],
+) -> Iterator[_Env]:
+    """A module's environment, a ``kind``: ``shape(port)`` (a tier published on that free
+    port) deployed by ``up``; then it and every other environment the tests made in its
+    project (a clone, say) destroyed with their data, leaving nothing behind."""
     project = make_project(tmp_path_factory.mktemp(label))
-    env = VmEnv(project=project, name=f"{PREFIX}{label}-{secrets.token_hex(2)}", port=free_port())
+    env = kind(project=project, name=f"{PREFIX}{label}-{secrets.token_hex(2)}", port=free_port())
     config = shape(env.port)
     stack_file(project, env.name).write_text(yaml.safe_dump({"config": config}, sort_keys=False))
     try:
@@ -108,9 +116,7 @@ def deployed(
         assert "machines ready" in out, out
         yield env
     finally:
-        cli(project, "destroy", env.name, "--yes", "--delete-data")
-        leftovers = remove_leftovers(env.name)
+        for made in environments(project):
+            cli(project, "destroy", made, "--yes", "--delete-data")
+        leftovers = remove_leftovers(env.name)  # a clone's too: its name starts alike
         assert leftovers == [], f"destroy left {leftovers}"
-
-
-__all__ = ["HEALTH", "Config", "VmEnv", "deployed", "free_port", "free_subnet", "tier"]
