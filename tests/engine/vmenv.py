@@ -36,6 +36,7 @@ Config = dict[str, object]
 
 
 def free_subnet() -> str:
+    """A /24 no route on this machine uses yet, for the environment's libvirt network."""
     routes = run("ip", "-4", "route").stdout.split()
     used = [ipaddress.ip_network(r, strict=False) for r in routes if "/" in r]
     for third in range(200, 250):
